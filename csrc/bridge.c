@@ -1,0 +1,585 @@
+/* bridge.c - runs a node on a loop thread of its own, for bindings.
+ *
+ * Other threads -> loop: sends go into a locked command list and releases
+ * into an intrusive list; one uv_async_send wakes the loop for all of
+ * them.  Loop -> other threads: received messages go into an intrusive
+ * queue (recv), completions into an event ring (poll); waiters sleep on
+ * condition variables, and an eventfd signals waiting messages to event
+ * loops such as asyncio.  Event ring space is reserved when a send is
+ * accepted, so a completion can never be lost for lack of memory. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#include "ch_internal.h"
+
+typedef struct ch_bcmd {
+    struct ch_bcmd *next;
+    ch_bridge_t *bridge;
+    uint64_t token;
+    int flags;
+    ch_send_t send;
+    /* header and data follow */
+} ch_bcmd_t;
+
+typedef struct ch_pending_req {
+    uint8_t identity[CH_ID_SIZE];
+    uint64_t token;
+} ch_pending_req_t;
+
+struct ch_bridge {
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_thread_t thread;
+    ch_node_t *node;
+    uv_mutex_t mu;
+    uv_cond_t cv_msg;
+    uv_cond_t cv_ev;
+    int closing;  /* close requested: no new work */
+    int closed;   /* loop finished */
+    int started;
+    ch_bcmd_t *cmd_head;
+    ch_bcmd_t *cmd_tail;
+    ch_message_t *rel_head;
+    ch_message_t *rel_tail;
+    ch_message_t *mq_head;
+    ch_message_t *mq_tail;
+    size_t mq_len;
+    ch_event_t *eq;
+    size_t eq_cap;
+    size_t eq_head;
+    size_t eq_len;
+    size_t eq_reserved;
+    ch_pending_req_t *reqs;
+    size_t nreqs;
+    size_t reqs_cap;
+    int efd_read;
+    int efd_write;
+    int fd_signaled;
+    uint64_t rng[2];
+    uint16_t port;
+    uint8_t identity[CH_ID_SIZE];
+};
+
+static void fd_signal(ch_bridge_t *b)
+{
+    if (b->efd_write >= 0 && !b->fd_signaled) {
+        uint64_t one = 1;
+        ssize_t rc;
+        do
+            rc = write(b->efd_write, &one, b->efd_write == b->efd_read
+                                               ? sizeof(one)
+                                               : 1);
+        while (rc < 0 && errno == EINTR);
+        b->fd_signaled = 1;
+    }
+}
+
+static void fd_clear(ch_bridge_t *b)
+{
+    if (b->efd_read >= 0 && b->fd_signaled) {
+        uint64_t buf;
+        ssize_t rc;
+        do
+            rc = read(b->efd_read, &buf, sizeof(buf));
+        while (rc < 0 && errno == EINTR);
+        b->fd_signaled = 0;
+    }
+}
+
+/* Grow the event ring so that `more` further events fit; under mu. */
+static int eq_reserve(ch_bridge_t *b, size_t more)
+{
+    size_t need = b->eq_len + b->eq_reserved + more, cap, i;
+    ch_event_t *n;
+    if (need <= b->eq_cap) {
+        b->eq_reserved += more;
+        return CH_OK;
+    }
+    cap = b->eq_cap ? b->eq_cap : 64;
+    while (cap < need)
+        cap *= 2;
+    n = malloc(cap * sizeof(*n));
+    if (n == NULL)
+        return CH_ENOMEM;
+    for (i = 0; i < b->eq_len; i++)
+        n[i] = b->eq[(b->eq_head + i) % b->eq_cap];
+    free(b->eq);
+    b->eq = n;
+    b->eq_cap = cap;
+    b->eq_head = 0;
+    b->eq_reserved += more;
+    return CH_OK;
+}
+
+/* Push into reserved space; under mu. */
+static void eq_push(ch_bridge_t *b, int type, int status, uint64_t token,
+                    ch_message_t *msg, const char *detail)
+{
+    ch_event_t *e = &b->eq[(b->eq_head + b->eq_len) % b->eq_cap];
+    e->type = type;
+    e->status = status;
+    e->token = token;
+    e->msg = msg;
+    snprintf(e->detail, sizeof(e->detail), "%s", detail ? detail : "");
+    b->eq_len++;
+    b->eq_reserved--;
+    uv_cond_signal(&b->cv_ev);
+}
+
+static int req_find(ch_bridge_t *b, const uint8_t *id, uint64_t token)
+{
+    size_t i;
+    for (i = 0; i < b->nreqs; i++)
+        if (id != NULL ? memcmp(b->reqs[i].identity, id, CH_ID_SIZE) == 0
+                       : b->reqs[i].token == token)
+            return (int)i;
+    return -1;
+}
+
+static void req_remove(ch_bridge_t *b, int i)
+{
+    b->reqs[i] = b->reqs[b->nreqs - 1];
+    b->nreqs--;
+    b->eq_reserved--; /* the reply event that will not come */
+}
+
+/* ------------------------------------------------------- loop thread side */
+
+static void on_message(ch_node_t *node, ch_message_t *msg)
+{
+    ch_bridge_t *b = ch_node_user_data(node);
+    int i;
+    uv_mutex_lock(&b->mu);
+    if (b->nreqs > 0 && (i = req_find(b, msg->identity, 0)) >= 0) {
+        uint64_t token = b->reqs[i].token;
+        b->reqs[i] = b->reqs[b->nreqs - 1];
+        b->nreqs--;
+        eq_push(b, CH_EV_REPLY, CH_OK, token, msg, "");
+        uv_mutex_unlock(&b->mu);
+        return;
+    }
+    msg->next_ = NULL;
+    if (b->mq_tail != NULL)
+        b->mq_tail->next_ = msg;
+    else
+        b->mq_head = msg;
+    b->mq_tail = msg;
+    b->mq_len++;
+    fd_signal(b);
+    uv_cond_signal(&b->cv_msg);
+    uv_mutex_unlock(&b->mu);
+}
+
+static void on_send_done(ch_send_t *s, int status, const char *detail)
+{
+    ch_bcmd_t *cmd = s->user_data;
+    ch_bridge_t *b = cmd->bridge;
+    uv_mutex_lock(&b->mu);
+    if (status != CH_OK && (cmd->flags & CH_SEND_REQUEST)) {
+        int i = req_find(b, NULL, cmd->token);
+        if (i >= 0)
+            req_remove(b, i);
+    }
+    eq_push(b, CH_EV_SEND, status, cmd->token, NULL, detail);
+    uv_mutex_unlock(&b->mu);
+    free(cmd);
+}
+
+static void on_node_closed(ch_node_t *node)
+{
+    ch_bridge_t *b = ch_node_user_data(node);
+    uv_close((uv_handle_t *)&b->async, NULL);
+}
+
+static void on_async(uv_async_t *h)
+{
+    ch_bridge_t *b = h->data;
+    ch_bcmd_t *cmds;
+    ch_message_t *rels;
+    int closing;
+    uv_mutex_lock(&b->mu);
+    cmds = b->cmd_head;
+    rels = b->rel_head;
+    b->cmd_head = b->cmd_tail = NULL;
+    b->rel_head = b->rel_tail = NULL;
+    closing = b->closing;
+    uv_mutex_unlock(&b->mu);
+    while (rels != NULL) {
+        ch_message_t *m = rels;
+        rels = m->next_;
+        m->next_ = NULL;
+        ch_node_release(b->node, m);
+    }
+    while (cmds != NULL) {
+        ch_bcmd_t *c = cmds;
+        int rc;
+        cmds = c->next;
+        rc = ch_node_send(b->node, &c->send);
+        if (rc != CH_OK) {
+            char why[CH_DETAIL_SIZE];
+            snprintf(why, sizeof(why), "send refused: %s", ch_strerror(rc));
+            on_send_done(&c->send, rc, why);
+        }
+    }
+    if (closing)
+        ch_node_close(b->node, on_node_closed);
+}
+
+static void loop_main(void *arg)
+{
+    ch_bridge_t *b = arg;
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    uv_mutex_lock(&b->mu);
+    b->closed = 1;
+    eq_push(b, CH_EV_CLOSED, CH_ECLOSED, 0, NULL, "node closed");
+    uv_cond_broadcast(&b->cv_ev);
+    uv_cond_broadcast(&b->cv_msg);
+    fd_signal(b);
+    uv_mutex_unlock(&b->mu);
+}
+
+/* ---------------------------------------------------------- caller side */
+
+int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
+                   size_t errlen)
+{
+    ch_bridge_t *b;
+    int rc;
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    *out = NULL;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CH_ENOMEM;
+    }
+    b->efd_read = b->efd_write = -1;
+    if (uv_loop_init(&b->loop) != 0) {
+        free(b);
+        snprintf(err, errlen, "cannot create the event loop");
+        return CH_ENOMEM;
+    }
+    uv_mutex_init(&b->mu);
+    uv_cond_init(&b->cv_msg);
+    uv_cond_init(&b->cv_ev);
+    rc = ch_node_new(&b->loop, config, on_message, b, &b->node, err, errlen);
+    if (rc == CH_OK && eq_reserve(b, 1) != CH_OK) { /* the CLOSED event */
+        snprintf(err, errlen, "out of memory");
+        rc = CH_ENOMEM;
+    }
+    if (rc == CH_OK) {
+        rc = uv_async_init(&b->loop, &b->async, on_async);
+        if (rc < 0) {
+            snprintf(err, errlen, "async init: %s", uv_strerror(rc));
+            rc = CH_ENOMEM;
+        }
+        b->async.data = b;
+    }
+    if (rc != CH_OK) {
+        if (b->node != NULL) {
+            ch_node_close(b->node, NULL);
+            uv_run(&b->loop, UV_RUN_DEFAULT);
+            ch_node_free(b->node);
+        }
+        uv_loop_close(&b->loop);
+        uv_cond_destroy(&b->cv_msg);
+        uv_cond_destroy(&b->cv_ev);
+        uv_mutex_destroy(&b->mu);
+        free(b->eq);
+        free(b);
+        return rc;
+    }
+    b->port = ch_node_port(b->node);
+    memcpy(b->identity, ch_node_identity(b->node), CH_ID_SIZE);
+    if (uv_random(NULL, NULL, b->rng, sizeof(b->rng), 0, NULL) != 0) {
+        b->rng[0] = uv_hrtime();
+        b->rng[1] = (uint64_t)(uintptr_t)b;
+    }
+#ifdef __linux__
+    b->efd_read = b->efd_write = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+#endif
+    if (b->efd_read < 0) {
+        int fds[2];
+        if (pipe(fds) == 0) {
+            b->efd_read = fds[0];
+            b->efd_write = fds[1];
+        }
+    }
+    rc = uv_thread_create(&b->thread, loop_main, b);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the loop thread: %s",
+                 uv_strerror(rc));
+        b->started = 0;
+        b->closing = 1;
+        uv_close((uv_handle_t *)&b->async, NULL);
+        ch_node_close(b->node, NULL);
+        uv_run(&b->loop, UV_RUN_DEFAULT);
+        b->closed = 1;
+        ch_bridge_free(b);
+        return CH_ENOMEM;
+    }
+    b->started = 1;
+    *out = b;
+    return CH_OK;
+}
+
+uint16_t ch_bridge_port(ch_bridge_t *b)
+{
+    return b->port;
+}
+
+void ch_bridge_identity(ch_bridge_t *b, uint8_t out[CH_ID_SIZE])
+{
+    memcpy(out, b->identity, CH_ID_SIZE);
+}
+
+int ch_bridge_fd(ch_bridge_t *b)
+{
+    return b->efd_read;
+}
+
+static uint64_t bridge_rng(uint64_t s[2])
+{
+    uint64_t s0 = s[0], s1 = s[1], r = s0 + s1;
+    s1 ^= s0;
+    s[0] = ((s0 << 55) | (s0 >> 9)) ^ s1 ^ (s1 << 14);
+    s[1] = (s1 << 36) | (s1 >> 28);
+    return r;
+}
+
+int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                   const uint8_t *address, uint16_t port, const char *header,
+                   size_t header_len, const char *data, size_t data_len,
+                   const uint8_t *identity, int flags)
+{
+    ch_bcmd_t *cmd;
+    uint8_t *p;
+    int wake, rc;
+    if (header_len > 0xffff || data_len > 0xffffffffu ||
+        (ip_protocol != 4 && ip_protocol != 6))
+        return CH_EINVAL;
+    cmd = malloc(sizeof(*cmd) + header_len + data_len);
+    if (cmd == NULL)
+        return CH_ENOMEM;
+    ch_send_init(&cmd->send);
+    cmd->next = NULL;
+    cmd->bridge = b;
+    cmd->token = token;
+    cmd->flags = flags;
+    p = (uint8_t *)(cmd + 1);
+    if (header_len > 0)
+        memcpy(p, header, header_len);
+    if (data_len > 0)
+        memcpy(p + header_len, data, data_len);
+    cmd->send.header = p;
+    cmd->send.header_len = (uint32_t)header_len;
+    cmd->send.data = p + header_len;
+    cmd->send.data_len = (uint32_t)data_len;
+    cmd->send.ip_protocol = ip_protocol;
+    memcpy(cmd->send.address, address, 16);
+    cmd->send.port = port;
+    cmd->send.cb = on_send_done;
+    cmd->send.user_data = cmd;
+    uv_mutex_lock(&b->mu);
+    if (b->closing) {
+        uv_mutex_unlock(&b->mu);
+        free(cmd);
+        return CH_ECLOSED;
+    }
+    if (identity != NULL && (flags & CH_SEND_IDENTITY)) {
+        ch_send_set_identity(&cmd->send, identity);
+    } else {
+        /* Chosen here so that a request's reply can be matched before
+         * the message is even written. */
+        uint8_t id[CH_ID_SIZE];
+        uint64_t x = bridge_rng(b->rng), y = bridge_rng(b->rng);
+        memcpy(id, &x, 8);
+        memcpy(id + 8, &y, 8);
+        ch_send_set_identity(&cmd->send, id);
+    }
+    rc = eq_reserve(b, (flags & CH_SEND_REQUEST) ? 2 : 1);
+    if (rc == CH_OK && (flags & CH_SEND_REQUEST)) {
+        if (b->nreqs == b->reqs_cap) {
+            size_t cap = b->reqs_cap ? b->reqs_cap * 2 : 16;
+            ch_pending_req_t *n = realloc(b->reqs, cap * sizeof(*n));
+            if (n == NULL) {
+                b->eq_reserved -= 2;
+                rc = CH_ENOMEM;
+            } else {
+                b->reqs = n;
+                b->reqs_cap = cap;
+            }
+        }
+        if (rc == CH_OK) {
+            memcpy(b->reqs[b->nreqs].identity, cmd->send.identity,
+                   CH_ID_SIZE);
+            b->reqs[b->nreqs].token = token;
+            b->nreqs++;
+        }
+    }
+    if (rc != CH_OK) {
+        uv_mutex_unlock(&b->mu);
+        free(cmd);
+        return rc;
+    }
+    wake = b->cmd_head == NULL && b->rel_head == NULL;
+    if (b->cmd_tail != NULL)
+        b->cmd_tail->next = cmd;
+    else
+        b->cmd_head = cmd;
+    b->cmd_tail = cmd;
+    uv_mutex_unlock(&b->mu);
+    if (wake)
+        uv_async_send(&b->async);
+    return CH_OK;
+}
+
+void ch_bridge_cancel(ch_bridge_t *b, uint64_t token)
+{
+    int i;
+    uv_mutex_lock(&b->mu);
+    i = req_find(b, NULL, token);
+    if (i >= 0)
+        req_remove(b, i);
+    uv_mutex_unlock(&b->mu);
+}
+
+/* Wait on cv until pred or timeout; under mu.  timeout_ms < 0: forever. */
+static int wait_for(ch_bridge_t *b, uv_cond_t *cv, const size_t *len,
+                    int timeout_ms)
+{
+    uint64_t deadline = 0;
+    if (timeout_ms > 0)
+        deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+    while (*len == 0 && !b->closed) {
+        if (timeout_ms == 0)
+            break;
+        if (timeout_ms < 0) {
+            uv_cond_wait(cv, &b->mu);
+        } else {
+            uint64_t now = uv_hrtime();
+            if (now >= deadline)
+                break;
+            uv_cond_timedwait(cv, &b->mu, deadline - now);
+        }
+    }
+    return *len > 0;
+}
+
+int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
+                   int timeout_ms)
+{
+    int n = 0;
+    uv_mutex_lock(&b->mu);
+    if (!wait_for(b, &b->cv_msg, &b->mq_len, timeout_ms)) {
+        int rc = (b->closed || b->closing) ? CH_ECLOSED : CH_ETIMEDOUT;
+        uv_mutex_unlock(&b->mu);
+        return rc;
+    }
+    while (n < max && b->mq_head != NULL) {
+        ch_message_t *m = b->mq_head;
+        b->mq_head = m->next_;
+        m->next_ = NULL;
+        out[n++] = m;
+        b->mq_len--;
+    }
+    if (b->mq_head == NULL) {
+        b->mq_tail = NULL;
+        if (!b->closed)
+            fd_clear(b);
+    }
+    uv_mutex_unlock(&b->mu);
+    return n;
+}
+
+void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n)
+{
+    int i, wake;
+    if (n <= 0)
+        return;
+    uv_mutex_lock(&b->mu);
+    if (b->closing) {
+        uv_mutex_unlock(&b->mu);
+        return;
+    }
+    wake = b->cmd_head == NULL && b->rel_head == NULL;
+    for (i = 0; i < n; i++) {
+        ch_message_t *m = msgs[i];
+        m->next_ = NULL;
+        if (b->rel_tail != NULL)
+            b->rel_tail->next_ = m;
+        else
+            b->rel_head = m;
+        b->rel_tail = m;
+    }
+    uv_mutex_unlock(&b->mu);
+    if (wake)
+        uv_async_send(&b->async);
+}
+
+int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
+{
+    int n = 0;
+    uv_mutex_lock(&b->mu);
+    if (!wait_for(b, &b->cv_ev, &b->eq_len, timeout_ms)) {
+        int rc = b->closed ? CH_ECLOSED : CH_ETIMEDOUT;
+        uv_mutex_unlock(&b->mu);
+        return rc;
+    }
+    while (n < max && b->eq_len > 0) {
+        out[n++] = b->eq[b->eq_head];
+        b->eq_head = (b->eq_head + 1) % b->eq_cap;
+        b->eq_len--;
+    }
+    uv_mutex_unlock(&b->mu);
+    return n;
+}
+
+void ch_bridge_close(ch_bridge_t *b)
+{
+    int join;
+    uv_mutex_lock(&b->mu);
+    join = b->started;
+    b->started = 0;
+    b->closing = 1;
+    uv_mutex_unlock(&b->mu);
+    if (!join)
+        return;
+    uv_async_send(&b->async);
+    uv_thread_join(&b->thread);
+}
+
+void ch_bridge_free(ch_bridge_t *b)
+{
+    ch_bcmd_t *c;
+    if (b == NULL)
+        return;
+    ch_bridge_close(b);
+    /* Commands that raced with close never reached the node. */
+    for (c = b->cmd_head; c != NULL;) {
+        ch_bcmd_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    ch_node_free(b->node);
+    uv_loop_close(&b->loop);
+    uv_cond_destroy(&b->cv_msg);
+    uv_cond_destroy(&b->cv_ev);
+    uv_mutex_destroy(&b->mu);
+    if (b->efd_read >= 0)
+        close(b->efd_read);
+    if (b->efd_write >= 0 && b->efd_write != b->efd_read)
+        close(b->efd_write);
+    free(b->eq);
+    free(b->reqs);
+    free(b);
+}

@@ -1,0 +1,167 @@
+/* ch_internal.h - the core's private types, shared by node, conn, writer
+ * and remote.  Ownership:
+ *   node   owns listeners, the timer, all connections and all remotes;
+ *   conn   owns its slots and read buffer (one allocation); it is freed
+ *          when its handle is closed and no slot is held by the app;
+ *   remote owns nothing: it links the sends queued for it (owned by their
+ *          callers until the callback) and points at its current conn. */
+#ifndef CH_INTERNAL_H
+#define CH_INTERNAL_H
+
+#include <stdint.h>
+
+#include "ch_wire.h"
+#include "chirp.h"
+
+#define CH_INLINE_SIZE 1024   /* slot buffer for small messages */
+#define CH_BATCH_MSGS 64      /* messages per coalesced write */
+#define CH_DIRECT_READ 16384  /* payloads this big are read in place */
+
+/* ch_send_t.state_ */
+#define CH_SS_NEW 0
+#define CH_SS_QUEUED 1
+#define CH_SS_WRITING 2
+#define CH_SS_INFLIGHT 3
+#define CH_SS_DONE 4
+
+/* ch_message_t.state_ */
+#define CH_MS_FREE 0
+#define CH_MS_FILLING 1
+#define CH_MS_APP 2
+#define CH_MS_ACKQ 3
+#define CH_MS_ACKWRITE 4
+
+/* conn states */
+#define CH_CS_CONNECTING 0
+#define CH_CS_HANDSHAKE 1
+#define CH_CS_READY 2
+#define CH_CS_CLOSING 3
+
+typedef struct ch_sendq {
+    ch_send_t *head;
+    ch_send_t *tail;
+    size_t len;
+} ch_sendq_t;
+
+typedef struct ch_remote {
+    uint8_t ip_protocol;
+    uint8_t address[16];
+    uint16_t port;
+    struct ch_remote *hnext;
+    ch_conn_t *conn;    /* current ready connection, or NULL */
+    ch_conn_t *pending; /* outgoing connection being set up */
+    ch_sendq_t queue;   /* not yet written */
+    ch_sendq_t inflight; /* written, waiting for the ACK (synchronous) */
+    uint32_t serial;
+    int nconns;
+} ch_remote_t;
+
+struct ch_conn {
+    ch_node_t *node;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct ch_conn *cnext;
+    struct ch_conn *cprev;
+    int state;
+    int outgoing;
+    int handle_closed;
+    int writing;
+    int stalled;
+    int encrypted;
+    ch_remote_t *remote;
+    uint8_t ip_protocol;
+    uint8_t address[16];
+    uint16_t peer_port; /* TCP port of the peer */
+    uint8_t remote_identity[CH_ID_SIZE];
+    ch_reader_t reader;
+    ch_message_t *cur; /* the slot being filled */
+    uint8_t *rbuf;
+    size_t rbuf_size;
+    size_t rpos;
+    size_t rlen;
+    int nslots;
+    int slots_busy;
+    ch_message_t *slots;
+    uint8_t *inline_bufs;
+    ch_message_t *ack_head; /* released slots whose ACK waits */
+    ch_message_t *ack_tail;
+    /* the write in progress */
+    uv_buf_t *iov;
+    int iov_cap;
+    ch_send_t *wmsgs[CH_BATCH_MSGS];
+    int wcount;
+    ch_message_t *wacks[CH_MAX_SLOTS];
+    int wacks_n;
+    int inflight;
+    uint8_t hs_out[CH_HANDSHAKE_SIZE];
+    uint8_t noop_hdr[CH_HEADER_SIZE];
+    uint64_t last_activity;
+    uint64_t deadline;
+    int close_status;
+    char close_detail[CH_DETAIL_SIZE];
+};
+
+struct ch_node {
+    uv_loop_t *loop;
+    ch_config_t cfg;
+    ch_recv_cb on_msg;
+    ch_closed_cb on_closed;
+    void *user_data;
+    uint8_t identity[CH_ID_SIZE];
+    uint16_t port;
+    uv_tcp_t listen4;
+    uv_tcp_t listen6;
+    int has4;
+    int has6;
+    uv_timer_t timer;
+    int closing;
+    int handles_open;
+    ch_remote_t **buckets;
+    size_t nbuckets;
+    size_t nremotes;
+    ch_conn_t *conns;
+    size_t nconns;
+    uint64_t rng[2];
+    uint64_t timeout_ms;
+    uint64_t connect_timeout_ms;
+    uint64_t gc_ms;
+    uint64_t noop_ms;
+};
+
+/* node.c */
+uint64_t ch_now(ch_node_t *node);
+void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE]);
+void ch_node_handle_closed(ch_node_t *node);
+
+/* remote.c */
+ch_remote_t *ch_remote_get(ch_node_t *node, uint8_t ip_protocol,
+                           const uint8_t address[16], uint16_t port,
+                           int create);
+void ch_remote_fail_queue(ch_remote_t *remote, int status,
+                          const char *detail);
+void ch_remote_gc(ch_node_t *node);
+void ch_remotes_free(ch_node_t *node);
+void ch_sendq_push(ch_sendq_t *q, ch_send_t *s);
+void ch_sendq_remove(ch_sendq_t *q, ch_send_t *s);
+ch_send_t *ch_sendq_pop(ch_sendq_t *q);
+
+/* conn.c */
+int ch_conn_connect(ch_node_t *node, ch_remote_t *remote);
+void ch_conn_accept(ch_node_t *node, uv_stream_t *server);
+void ch_conn_close(ch_conn_t *conn, int status, const char *detail);
+void ch_conn_tick(ch_conn_t *conn, uint64_t now);
+void ch_conn_slot_free(ch_conn_t *conn, ch_message_t *msg);
+void ch_conn_resume(ch_conn_t *conn);
+void ch_conn_free(ch_conn_t *conn);
+int ch_is_loopback(uint8_t ip_protocol, const uint8_t address[16]);
+
+/* writer.c */
+void ch_send_complete(ch_send_t *s, int status, const char *detail);
+void ch_writer_flush(ch_conn_t *conn);
+int ch_writer_start(ch_conn_t *conn, uv_buf_t *bufs, int n);
+void ch_writer_ack_received(ch_conn_t *conn, const uint8_t id[CH_ID_SIZE]);
+void ch_writer_conn_closed(ch_conn_t *conn);
+void ch_writer_tick(ch_remote_t *remote, uint64_t now);
+
+#endif

@@ -1,0 +1,74 @@
+/* ch_wire.h - the wire format (pure functions) and the incremental reader.
+ * Nothing here touches sockets, so both are testable and fuzzable alone. */
+#ifndef CH_WIRE_H
+#define CH_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chirp.h"
+
+typedef struct ch_wire_header {
+    uint8_t identity[CH_ID_SIZE];
+    uint32_t serial;
+    uint32_t data_len;
+    uint16_t header_len;
+    uint8_t type;
+} ch_wire_header_t;
+
+void ch_wire_encode_handshake(uint8_t out[CH_HANDSHAKE_SIZE], uint16_t port,
+                              const uint8_t identity[CH_ID_SIZE]);
+void ch_wire_decode_handshake(const uint8_t in[CH_HANDSHAKE_SIZE],
+                              uint16_t *port, uint8_t identity[CH_ID_SIZE]);
+void ch_wire_encode_header(uint8_t out[CH_HEADER_SIZE],
+                           const ch_wire_header_t *h);
+void ch_wire_decode_header(const uint8_t in[CH_HEADER_SIZE],
+                           ch_wire_header_t *h);
+/* CH_OK, or CH_EPROTO / CH_EMSGSIZE with a reason in *why. */
+int ch_wire_check_header(const ch_wire_header_t *h, uint32_t max_msg_size,
+                         const char **why);
+
+/* Reader events, returned by ch_reader_feed. */
+#define CH_RD_MORE 0      /* all input consumed, nothing complete */
+#define CH_RD_HANDSHAKE 1 /* handshake complete: r->hs_port, r->hs_identity */
+#define CH_RD_HEADER 2    /* a message header: call ch_reader_set_payload */
+#define CH_RD_CONTROL 3   /* an ACK or NOOP (r->hdr), no payload */
+#define CH_RD_MESSAGE 4   /* the payload given at CH_RD_HEADER is complete */
+#define CH_RD_ERROR 5     /* protocol error: r->error, r->why */
+
+#define CH_RS_HANDSHAKE 0
+#define CH_RS_HEADER 1
+#define CH_RS_PAYLOAD_WAIT 2 /* header seen, no payload buffer given yet */
+#define CH_RS_PAYLOAD 3
+#define CH_RS_FAILED 4
+
+typedef struct ch_reader {
+    int state;
+    uint32_t max_msg_size;
+    uint8_t buf[CH_HEADER_SIZE];
+    size_t have;
+    uint16_t hs_port;
+    uint8_t hs_identity[CH_ID_SIZE];
+    ch_wire_header_t hdr;
+    uint8_t *payload; /* header_len + data_len bytes */
+    uint32_t payload_len;
+    uint32_t payload_have;
+    int error;
+    const char *why;
+} ch_reader_t;
+
+void ch_reader_init(ch_reader_t *r, uint32_t max_msg_size);
+/* Consume bytes until an event or the end of input; the number of bytes
+ * consumed is stored in *used.  After CH_RD_HEADER the caller must call
+ * ch_reader_set_payload before feeding again. */
+int ch_reader_feed(ch_reader_t *r, const uint8_t *in, size_t len,
+                   size_t *used);
+/* Give the buffer (of header_len + data_len bytes; NULL when 0) the
+ * payload is read into. */
+void ch_reader_set_payload(ch_reader_t *r, uint8_t *payload);
+/* Payload bytes still missing (for reading straight into the buffer). */
+uint32_t ch_reader_payload_missing(const ch_reader_t *r);
+/* Account n bytes that were read straight into the payload buffer. */
+void ch_reader_payload_advance(ch_reader_t *r, uint32_t n);
+
+#endif

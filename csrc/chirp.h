@@ -1,0 +1,227 @@
+/* chirp.h - the public C API of the chirp core.
+ *
+ * A node listens for TCP connections, sends messages to remotes
+ * (IP version, address, port) and hands received messages to the
+ * application, which releases them when done.  The wire protocol is
+ * libchirp 1.2's.  Everything in the "loop API" must be called on the
+ * node's libuv loop thread; the "bridge API" runs a node on a loop thread
+ * of its own and is safe to call from any thread.
+ *
+ * Errors are negative codes (ch_strerror() names them); a function that
+ * can fail returns one, and a runtime failure never aborts the process.
+ */
+#ifndef CHIRP_H
+#define CHIRP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CH_ID_SIZE 16
+#define CH_HANDSHAKE_SIZE 18
+#define CH_HEADER_SIZE 27
+#define CH_MAX_SLOTS 32
+#define CH_DETAIL_SIZE 128
+
+/* Message type bits (wire byte 26). */
+#define CH_MSG_REQ_ACK 1
+#define CH_MSG_ACK 2
+#define CH_MSG_NOOP 4
+
+/* Error codes. */
+#define CH_OK 0
+#define CH_EINVAL (-1)    /* invalid argument or configuration value */
+#define CH_ENOMEM (-2)    /* an allocation failed */
+#define CH_ETIMEDOUT (-3) /* send, connect or handshake timeout */
+#define CH_ECONN (-4)     /* connection failed or lost */
+#define CH_EPROTO (-5)    /* protocol violation by a peer */
+#define CH_ECLOSED (-6)   /* the node is closed or closing */
+#define CH_ETLS (-7)      /* TLS failure */
+#define CH_EADDR (-8)     /* address problem: bind, listen, bad address */
+#define CH_EMSGSIZE (-9)  /* message larger than max_msg_size */
+#define CH_EAGAIN (-10)   /* nothing available (yet) */
+
+/* The name and meaning of an error code. */
+const char *ch_strerror(int err);
+const char *ch_errname(int err);
+
+/* ------------------------------------------------------------------ config */
+
+typedef struct ch_config {
+    uint16_t port;        /* listening port; 0 = the OS picks (default 2998) */
+    double timeout;       /* send timeout in seconds (default 5) */
+    double reuse_time;    /* idle connection lifetime in seconds (default 30) */
+    int max_slots;        /* receive slots per connection, 1..32 (default 16) */
+    int synchronous;      /* 1: messages are acknowledged (default 1) */
+    uint32_t buffer_size; /* per-connection read buffer; 0 = 65536 */
+    uint32_t max_msg_size; /* header + data limit (default 100 MiB) */
+    char bind_v4[64];     /* IPv4 bind address, "" = do not listen on IPv4 */
+    char bind_v6[64];     /* IPv6 bind address, "" = do not listen on IPv6 */
+    uint8_t identity[CH_ID_SIZE];
+    int has_identity;     /* 0: a random identity is chosen */
+    int backlog;          /* listen backlog (default 100) */
+    int disable_encryption;
+    const char *cert_chain_pem; /* path or NULL */
+    const char *dh_params_pem;  /* path or NULL */
+    int max_inflight;     /* synchronous: unacknowledged messages per remote */
+} ch_config_t;
+
+/* Fill a config with the defaults. */
+void ch_config_init(ch_config_t *config);
+/* CH_OK or CH_EINVAL, with a message naming the bad option in err. */
+int ch_config_check(const ch_config_t *config, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- messages */
+
+typedef struct ch_node ch_node_t;
+typedef struct ch_conn ch_conn_t;
+
+/* A received message.  It lives in a slot of the connection it came on
+ * and stays valid until ch_node_release() (or the node is freed). */
+typedef struct ch_message {
+    uint8_t identity[CH_ID_SIZE];
+    uint32_t serial;
+    uint8_t type;
+    uint16_t header_len;
+    uint32_t data_len;
+    uint8_t *header;
+    uint8_t *data;
+    uint8_t ip_protocol; /* 4 or 6 */
+    uint8_t address[16]; /* IPv4 in the first 4 bytes */
+    uint16_t port;       /* the sender's listening port */
+    uint8_t remote_identity[CH_ID_SIZE];
+    void *user_data;
+    /* private */
+    ch_conn_t *conn_;
+    uint8_t *buf_;
+    struct ch_message *next_;
+    uint8_t state_;
+    uint8_t index_;
+    uint8_t ack_hdr_[CH_HEADER_SIZE];
+} ch_message_t;
+
+typedef struct ch_send ch_send_t;
+/* Called exactly once per accepted send: status CH_OK or an error code, and
+ * a human-readable detail ("" on success). */
+typedef void (*ch_send_cb)(ch_send_t *req, int status, const char *detail);
+
+/* An outgoing message.  The caller owns it and the buffers it points to
+ * until its callback has run. */
+struct ch_send {
+    uint8_t identity[CH_ID_SIZE]; /* see ch_send_init; keep for replies */
+    const uint8_t *header;
+    uint32_t header_len;
+    const uint8_t *data;
+    uint32_t data_len;
+    uint8_t ip_protocol;
+    uint8_t address[16];
+    uint16_t port;
+    ch_send_cb cb;
+    void *user_data;
+    /* private */
+    struct ch_send *next_;
+    struct ch_send *prev_;
+    struct ch_remote *remote_;
+    ch_conn_t *conn_;
+    uint64_t deadline_;
+    uint32_t serial_;
+    uint8_t type_;
+    uint8_t state_;
+    uint8_t acked_;
+    uint8_t has_identity_;
+    uint8_t hdr_[CH_HEADER_SIZE];
+};
+
+/* Prepare a send: zero it; the identity is chosen at send time unless
+ * ch_send_set_identity() is called (replies keep the request's identity). */
+void ch_send_init(ch_send_t *req);
+void ch_send_set_identity(ch_send_t *req, const uint8_t identity[CH_ID_SIZE]);
+/* Parse "1.2.3.4" or "::1" into ip_protocol/address. */
+int ch_parse_address(const char *text, uint8_t *ip_protocol,
+                     uint8_t address[16]);
+/* Format an address; out must hold 64 bytes. */
+void ch_format_address(uint8_t ip_protocol, const uint8_t address[16],
+                       char *out, size_t outlen);
+
+/* ---------------------------------------------------------------- loop API */
+
+typedef void (*ch_recv_cb)(ch_node_t *node, ch_message_t *msg);
+typedef void (*ch_closed_cb)(ch_node_t *node);
+
+/* Create a node on loop: checks the config, binds and listens.  On failure
+ * returns an error with a message in err and creates nothing. */
+int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
+                void *user_data, ch_node_t **out, char *err, size_t errlen);
+void *ch_node_user_data(ch_node_t *node);
+uint16_t ch_node_port(const ch_node_t *node);
+const uint8_t *ch_node_identity(const ch_node_t *node);
+/* Queue a message.  CH_OK: req->cb runs exactly once later.  An error code:
+ * nothing was queued and the callback will not run. */
+int ch_node_send(ch_node_t *node, ch_send_t *req);
+/* Give a received message's slot back (sends the ACK if one was asked). */
+void ch_node_release(ch_node_t *node, ch_message_t *msg);
+/* Close: every pending send fails with CH_ECLOSED, connections and
+ * listeners close; on_closed runs when all handles are closed, after which
+ * ch_node_free() frees the node (messages not released become invalid). */
+void ch_node_close(ch_node_t *node, ch_closed_cb on_closed);
+void ch_node_free(ch_node_t *node);
+
+/* -------------------------------------------------------------- bridge API */
+
+typedef struct ch_bridge ch_bridge_t;
+
+#define CH_EV_SEND 1  /* a send finished: token, status, detail */
+#define CH_EV_REPLY 2 /* the reply to a request: token, msg */
+#define CH_EV_CLOSED 3 /* the node is closed; no events follow */
+
+typedef struct ch_event {
+    int type;
+    int status;
+    uint64_t token;
+    ch_message_t *msg;
+    char detail[CH_DETAIL_SIZE];
+} ch_event_t;
+
+/* Flags for ch_bridge_send. */
+#define CH_SEND_IDENTITY 1 /* use the given identity (a reply) */
+#define CH_SEND_REQUEST 2  /* route the message with this identity back as
+                              a CH_EV_REPLY event instead of a message */
+
+/* Start a node on a loop thread of its own. */
+int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
+                   size_t errlen);
+uint16_t ch_bridge_port(ch_bridge_t *b);
+void ch_bridge_identity(ch_bridge_t *b, uint8_t out[CH_ID_SIZE]);
+/* Copy a message and queue it.  Its completion arrives as a CH_EV_SEND
+ * event with the token (and a CH_EV_REPLY for requests).  Returns CH_OK,
+ * CH_ENOMEM, CH_EINVAL or CH_ECLOSED (then no event follows). */
+int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                   const uint8_t *address, uint16_t port, const char *header,
+                   size_t header_len, const char *data, size_t data_len,
+                   const uint8_t *identity, int flags);
+/* Forget a request's pending reply. */
+void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
+/* Wait up to timeout_ms (-1: forever) for received messages; returns how
+ * many were stored in out (> 0), CH_ETIMEDOUT or CH_ECLOSED. */
+int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
+                   int timeout_ms);
+/* Release messages obtained from ch_bridge_recv or a CH_EV_REPLY. */
+void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
+/* Wait for completion events; same returns as ch_bridge_recv. */
+int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms);
+/* A file descriptor that is readable while received messages wait. */
+int ch_bridge_fd(ch_bridge_t *b);
+/* Close the node and join its thread; pending sends complete first. */
+void ch_bridge_close(ch_bridge_t *b);
+/* Free a closed bridge; messages not released become invalid. */
+void ch_bridge_free(ch_bridge_t *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

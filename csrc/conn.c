@@ -1,0 +1,535 @@
+/* conn.c - connection lifecycle: connect, accept, handshake, the read path
+ * into the slot pool, idle and handshake timeouts, close and free. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ch_internal.h"
+
+#define IOV_CAP (3 * CH_BATCH_MSGS + CH_MAX_SLOTS + 2)
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+int ch_is_loopback(uint8_t proto, const uint8_t a[16])
+{
+    static const uint8_t v6lo[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                     0, 0, 0, 0, 0, 0, 0, 1};
+    if (proto == 4)
+        return a[0] == 127 && a[1] == 0 && a[2] == 0 && a[3] == 1;
+    return memcmp(a, v6lo, 16) == 0;
+}
+
+static void describe(ch_conn_t *conn, char *out, size_t len)
+{
+    char a[64];
+    ch_format_address(conn->ip_protocol, conn->address, a, sizeof(a));
+    snprintf(out, len, conn->ip_protocol == 6 ? "[%s]:%u" : "%s:%u", a,
+             conn->outgoing && conn->remote ? conn->remote->port
+                                            : conn->peer_port);
+}
+
+/* One allocation per connection: struct, slots, slot buffers, read buffer
+ * and the write vector; a running connection allocates nothing more for
+ * messages that fit the slot buffers. */
+static ch_conn_t *conn_new(ch_node_t *node)
+{
+    size_t nslots = (size_t)node->cfg.max_slots;
+    size_t rsize = node->cfg.buffer_size;
+    size_t size = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) +
+                  IOV_CAP * sizeof(uv_buf_t) + nslots * CH_INLINE_SIZE +
+                  rsize;
+    uint8_t *mem = calloc(1, size);
+    ch_conn_t *c;
+    size_t i;
+    if (mem == NULL)
+        return NULL;
+    c = (ch_conn_t *)mem;
+    mem += sizeof(ch_conn_t);
+    c->slots = (ch_message_t *)mem;
+    mem += nslots * sizeof(ch_message_t);
+    c->iov = (uv_buf_t *)mem;
+    c->iov_cap = IOV_CAP;
+    mem += IOV_CAP * sizeof(uv_buf_t);
+    c->inline_bufs = mem;
+    mem += nslots * CH_INLINE_SIZE;
+    c->rbuf = mem;
+    c->rbuf_size = rsize;
+    c->nslots = (int)nslots;
+    for (i = 0; i < nslots; i++) {
+        c->slots[i].conn_ = c;
+        c->slots[i].index_ = (uint8_t)i;
+        c->slots[i].state_ = CH_MS_FREE;
+    }
+    c->node = node;
+    c->tcp.data = c;
+    c->wreq.data = c;
+    c->creq.data = c;
+    ch_reader_init(&c->reader, node->cfg.max_msg_size);
+    c->last_activity = ch_now(node);
+    c->deadline = c->last_activity + node->connect_timeout_ms;
+    /* link */
+    c->cnext = node->conns;
+    if (node->conns != NULL)
+        node->conns->cprev = c;
+    node->conns = c;
+    node->nconns++;
+    return c;
+}
+
+void ch_conn_free(ch_conn_t *c)
+{
+    ch_node_t *node = c->node;
+    int i;
+    for (i = 0; i < c->nslots; i++) {
+        ch_message_t *m = &c->slots[i];
+        if (m->buf_ != NULL &&
+            (m->buf_ < c->inline_bufs ||
+             m->buf_ >= c->inline_bufs + (size_t)c->nslots * CH_INLINE_SIZE))
+            free(m->buf_);
+        m->buf_ = NULL;
+    }
+    if (c->cprev != NULL)
+        c->cprev->cnext = c->cnext;
+    else
+        node->conns = c->cnext;
+    if (c->cnext != NULL)
+        c->cnext->cprev = c->cprev;
+    node->nconns--;
+    if (c->remote != NULL)
+        c->remote->nconns--;
+    free(c);
+}
+
+static void maybe_free(ch_conn_t *c)
+{
+    if (c->handle_closed && c->slots_busy == 0)
+        ch_conn_free(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    ch_conn_t *c = h->data;
+    ch_node_t *node = c->node;
+    int i;
+    c->handle_closed = 1;
+    /* Slots still being filled, or waiting for their ACK, are dropped;
+     * slots held by the application stay until it releases them. */
+    for (i = 0; i < c->nslots; i++) {
+        ch_message_t *m = &c->slots[i];
+        if (m->state_ == CH_MS_FILLING || m->state_ == CH_MS_ACKQ ||
+            m->state_ == CH_MS_ACKWRITE)
+            ch_conn_slot_free(c, m);
+    }
+    if (c->handle_closed && c->slots_busy == 0)
+        ch_conn_free(c);
+    ch_node_handle_closed(node);
+}
+
+void ch_conn_close(ch_conn_t *c, int status, const char *detail)
+{
+    ch_remote_t *r = c->remote;
+    if (c->state == CH_CS_CLOSING)
+        return;
+    c->state = CH_CS_CLOSING;
+    c->close_status = status;
+    if (status != CH_OK) {
+        char who[96];
+        describe(c, who, sizeof(who));
+        snprintf(c->close_detail, sizeof(c->close_detail), "%s: %s", who,
+                 detail);
+    } else {
+        snprintf(c->close_detail, sizeof(c->close_detail), "%s", detail);
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+    if (r != NULL) {
+        if (r->conn == c)
+            r->conn = NULL;
+        if (r->pending == c)
+            r->pending = NULL;
+        ch_writer_conn_closed(c);
+        /* Nothing left to carry the queue: fail it with the cause. */
+        if (r->conn == NULL && r->pending == NULL && r->queue.len > 0)
+            ch_remote_fail_queue(r, status == CH_OK ? CH_ECONN : status,
+                                 c->close_detail);
+    }
+}
+
+void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
+{
+    if (m->state_ == CH_MS_FREE)
+        return;
+    if (m->buf_ != NULL &&
+        (m->buf_ < c->inline_bufs ||
+         m->buf_ >= c->inline_bufs + (size_t)c->nslots * CH_INLINE_SIZE))
+        free(m->buf_);
+    m->buf_ = NULL;
+    m->state_ = CH_MS_FREE;
+    c->slots_busy--;
+    if (c->handle_closed) {
+        maybe_free(c);
+        return;
+    }
+    if (c->stalled && c->state != CH_CS_CLOSING)
+        ch_conn_resume(c);
+}
+
+static ch_message_t *take_slot(ch_conn_t *c)
+{
+    int i;
+    for (i = 0; i < c->nslots; i++) {
+        if (c->slots[i].state_ == CH_MS_FREE) {
+            ch_message_t *m = &c->slots[i];
+            m->state_ = CH_MS_FILLING;
+            c->slots_busy++;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static void handshake_done(ch_conn_t *c)
+{
+    ch_node_t *node = c->node;
+    ch_remote_t *r;
+    memcpy(c->remote_identity, c->reader.hs_identity, CH_ID_SIZE);
+    if (!c->outgoing) {
+        r = ch_remote_get(node, c->ip_protocol, c->address,
+                          c->reader.hs_port, 1);
+        if (r == NULL) {
+            ch_conn_close(c, CH_ENOMEM, "out of memory for the remote");
+            return;
+        }
+        c->remote = r;
+        r->nconns++;
+    }
+    r = c->remote;
+    if (r->pending == c)
+        r->pending = NULL;
+    /* The connection whose handshake completes last becomes current. */
+    r->conn = c;
+    c->state = CH_CS_READY;
+    c->last_activity = ch_now(node);
+    ch_writer_flush(c);
+}
+
+static void deliver(ch_conn_t *c, ch_message_t *m)
+{
+    ch_reader_t *rd = &c->reader;
+    ch_remote_t *r = c->remote;
+    memcpy(m->identity, rd->hdr.identity, CH_ID_SIZE);
+    m->serial = rd->hdr.serial;
+    m->type = rd->hdr.type;
+    m->header_len = rd->hdr.header_len;
+    m->data_len = rd->hdr.data_len;
+    m->header = m->buf_;
+    m->data = m->buf_ + m->header_len;
+    m->ip_protocol = r->ip_protocol;
+    memcpy(m->address, r->address, 16);
+    m->port = r->port;
+    memcpy(m->remote_identity, c->remote_identity, CH_ID_SIZE);
+    m->user_data = NULL;
+    m->next_ = NULL;
+    m->state_ = CH_MS_APP;
+    c->cur = NULL;
+    c->node->on_msg(c->node, m);
+}
+
+/* Parse what is in the read buffer; stop when every slot is taken. */
+static void process(ch_conn_t *c)
+{
+    ch_reader_t *rd = &c->reader;
+    for (;;) {
+        size_t used;
+        int ev;
+        if (c->state == CH_CS_CLOSING)
+            return;
+        if (rd->state == CH_RS_PAYLOAD_WAIT) {
+            ch_message_t *m = take_slot(c);
+            if (m == NULL) {
+                if (!c->stalled) {
+                    c->stalled = 1;
+                    uv_read_stop((uv_stream_t *)&c->tcp);
+                }
+                return;
+            }
+            if (rd->payload_len <= CH_INLINE_SIZE) {
+                m->buf_ = c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE;
+            } else {
+                m->buf_ = malloc(rd->payload_len);
+                if (m->buf_ == NULL) {
+                    ch_conn_slot_free(c, m);
+                    ch_conn_close(c, CH_ENOMEM,
+                                  "out of memory for a large message");
+                    return;
+                }
+            }
+            c->cur = m;
+            ch_reader_set_payload(rd, m->buf_);
+        }
+        if (c->rpos == c->rlen &&
+            !(rd->state == CH_RS_PAYLOAD && ch_reader_payload_missing(rd) == 0))
+            break;
+        ev = ch_reader_feed(rd, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+        c->rpos += used;
+        switch (ev) {
+        case CH_RD_MORE:
+            break;
+        case CH_RD_HANDSHAKE:
+            handshake_done(c);
+            break;
+        case CH_RD_HEADER:
+            if (c->state != CH_CS_READY) {
+                ch_conn_close(c, CH_EPROTO, "message before handshake");
+                return;
+            }
+            break;
+        case CH_RD_CONTROL:
+            if (rd->hdr.type & CH_MSG_ACK)
+                ch_writer_ack_received(c, rd->hdr.identity);
+            break;
+        case CH_RD_MESSAGE:
+            deliver(c, c->cur);
+            break;
+        default: {
+            char why[CH_DETAIL_SIZE];
+            snprintf(why, sizeof(why), "protocol error: %s",
+                     rd->why ? rd->why : "bad input");
+            ch_conn_close(c, rd->error == CH_EMSGSIZE ? CH_EMSGSIZE
+                                                      : CH_EPROTO,
+                          why);
+            return;
+        }
+        }
+    }
+    c->rpos = c->rlen = 0;
+    if (c->stalled) {
+        c->stalled = 0;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
+void ch_conn_resume(ch_conn_t *c)
+{
+    process(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ch_conn_t *c = h->data;
+    uint32_t missing = ch_reader_payload_missing(&c->reader);
+    (void)suggested;
+    if (missing >= CH_DIRECT_READ && c->rpos == c->rlen && c->cur != NULL) {
+        /* Read a big payload straight into the message buffer. */
+        buf->base = (char *)c->reader.payload + c->reader.payload_have;
+        buf->len = missing;
+        return;
+    }
+    buf->base = (char *)c->rbuf;
+    buf->len = c->rbuf_size;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    ch_conn_t *c = s->data;
+    if (nread < 0) {
+        char why[CH_DETAIL_SIZE];
+        if (nread == UV_EOF)
+            snprintf(why, sizeof(why), "connection closed by peer");
+        else
+            snprintf(why, sizeof(why), "read failed: %s",
+                     uv_strerror((int)nread));
+        ch_conn_close(c, CH_ECONN, why);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_activity = ch_now(c->node);
+    if (buf->base != (char *)c->rbuf) {
+        ch_reader_payload_advance(&c->reader, (uint32_t)nread);
+        c->rpos = c->rlen = 0;
+    } else {
+        c->rpos = 0;
+        c->rlen = (size_t)nread;
+    }
+    process(c);
+}
+
+static void start_handshake(ch_conn_t *c)
+{
+    ch_node_t *node = c->node;
+    uv_buf_t b;
+    int rc;
+    c->state = CH_CS_HANDSHAKE;
+    c->deadline = ch_now(node) + node->connect_timeout_ms;
+    uv_tcp_nodelay(&c->tcp, 1);
+    ch_wire_encode_handshake(c->hs_out, node->port, node->identity);
+    b = uv_buf_init((char *)c->hs_out, CH_HANDSHAKE_SIZE);
+    rc = ch_writer_start(c, &b, 1);
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "handshake: %s", uv_strerror(rc));
+        ch_conn_close(c, CH_ECONN, why);
+    }
+}
+
+static int plaintext_allowed(ch_conn_t *c)
+{
+    return c->node->cfg.disable_encryption ||
+           ch_is_loopback(c->ip_protocol, c->address);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    ch_conn_t *c = req->data;
+    if (c->state == CH_CS_CLOSING)
+        return;
+    if (status < 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "connect failed: %s",
+                 uv_strerror(status));
+        ch_conn_close(c, status == UV_ETIMEDOUT ? CH_ETIMEDOUT : CH_ECONN,
+                      why);
+        return;
+    }
+    start_handshake(c);
+}
+
+int ch_conn_connect(ch_node_t *node, ch_remote_t *r)
+{
+    struct sockaddr_storage ss;
+    ch_conn_t *c = conn_new(node);
+    int rc;
+    if (c == NULL)
+        return CH_ENOMEM;
+    c->outgoing = 1;
+    c->remote = r;
+    r->nconns++;
+    r->pending = c;
+    c->ip_protocol = r->ip_protocol;
+    memcpy(c->address, r->address, 16);
+    c->peer_port = r->port;
+    c->state = CH_CS_CONNECTING;
+    rc = uv_tcp_init(node->loop, &c->tcp);
+    if (rc < 0) {
+        /* No handle: unlink and free right away. */
+        r->pending = NULL;
+        ch_conn_free(c);
+        return CH_ECONN;
+    }
+    node->handles_open++;
+    if (!plaintext_allowed(c)) {
+        ch_conn_close(c, CH_ETLS,
+                      "peer is not loopback and encryption is required, "
+                      "but this build has no TLS yet: set "
+                      "disable_encryption");
+        return CH_OK;
+    }
+    memset(&ss, 0, sizeof(ss));
+    if (r->ip_protocol == 6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        memcpy(&a->sin6_addr, r->address, 16);
+        a->sin6_port = htons(r->port);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        memcpy(&a->sin_addr, r->address, 4);
+        a->sin_port = htons(r->port);
+    }
+    rc = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&ss,
+                        on_connect);
+    if (rc < 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "connect failed: %s", uv_strerror(rc));
+        ch_conn_close(c, CH_ECONN, why);
+    }
+    return CH_OK;
+}
+
+void ch_conn_accept(ch_node_t *node, uv_stream_t *server)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss), rc;
+    ch_conn_t *c = conn_new(node);
+    if (c == NULL) {
+        /* Accept and drop, so the backlog does not fill. */
+        uv_tcp_t *tmp = malloc(sizeof(*tmp));
+        if (tmp != NULL && uv_tcp_init(node->loop, tmp) == 0) {
+            if (uv_accept(server, (uv_stream_t *)tmp) == 0)
+                uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+            else
+                uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+        } else {
+            free(tmp);
+        }
+        return;
+    }
+    c->state = CH_CS_HANDSHAKE;
+    rc = uv_tcp_init(node->loop, &c->tcp);
+    if (rc < 0) {
+        ch_conn_free(c);
+        return;
+    }
+    node->handles_open++;
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc == 0)
+        rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+    if (rc < 0) {
+        ch_conn_close(c, CH_ECONN, "accept failed");
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
+                                           0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(&a->sin6_addr, mapped, 12) == 0) {
+            c->ip_protocol = 4;
+            memcpy(c->address, (uint8_t *)&a->sin6_addr + 12, 4);
+        } else {
+            c->ip_protocol = 6;
+            memcpy(c->address, &a->sin6_addr, 16);
+        }
+        c->peer_port = ntohs(a->sin6_port);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        c->ip_protocol = 4;
+        memcpy(c->address, &a->sin_addr, 4);
+        c->peer_port = ntohs(a->sin_port);
+    }
+    if (!plaintext_allowed(c)) {
+        ch_conn_close(c, CH_ETLS,
+                      "peer is not loopback and encryption is required, "
+                      "but this build has no TLS yet");
+        return;
+    }
+    start_handshake(c);
+}
+
+void ch_conn_tick(ch_conn_t *c, uint64_t now)
+{
+    ch_node_t *node = c->node;
+    if (c->state == CH_CS_CLOSING)
+        return;
+    if (c->state != CH_CS_READY) {
+        if (now >= c->deadline)
+            ch_conn_close(c, CH_ETIMEDOUT,
+                          c->state == CH_CS_CONNECTING
+                              ? "connect timed out"
+                              : "handshake timed out");
+        return;
+    }
+    if (c->writing && c->wcount > 0 && now >= c->wmsgs[0]->deadline_) {
+        ch_conn_close(c, CH_ETIMEDOUT, "write timed out");
+        return;
+    }
+    if (now - c->last_activity >= node->gc_ms && !c->writing &&
+        c->slots_busy == 0 && c->inflight == 0 &&
+        (c->remote == NULL || c->remote->conn != c ||
+         c->remote->queue.len == 0))
+        ch_conn_close(c, CH_OK, "idle connection closed");
+}

@@ -1,0 +1,463 @@
+/* node.c - configuration, node lifecycle, the periodic timer and the
+ * loop-thread entry points of the public API. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ch_internal.h"
+
+const char *ch_errname(int err)
+{
+    switch (err) {
+    case CH_OK: return "CH_OK";
+    case CH_EINVAL: return "CH_EINVAL";
+    case CH_ENOMEM: return "CH_ENOMEM";
+    case CH_ETIMEDOUT: return "CH_ETIMEDOUT";
+    case CH_ECONN: return "CH_ECONN";
+    case CH_EPROTO: return "CH_EPROTO";
+    case CH_ECLOSED: return "CH_ECLOSED";
+    case CH_ETLS: return "CH_ETLS";
+    case CH_EADDR: return "CH_EADDR";
+    case CH_EMSGSIZE: return "CH_EMSGSIZE";
+    case CH_EAGAIN: return "CH_EAGAIN";
+    default: return "CH_EUNKNOWN";
+    }
+}
+
+const char *ch_strerror(int err)
+{
+    switch (err) {
+    case CH_OK: return "success";
+    case CH_EINVAL: return "invalid argument";
+    case CH_ENOMEM: return "out of memory";
+    case CH_ETIMEDOUT: return "timed out";
+    case CH_ECONN: return "connection failed or lost";
+    case CH_EPROTO: return "protocol error";
+    case CH_ECLOSED: return "node closed";
+    case CH_ETLS: return "TLS error";
+    case CH_EADDR: return "address error";
+    case CH_EMSGSIZE: return "message too large";
+    case CH_EAGAIN: return "resource temporarily unavailable";
+    default: return "unknown error";
+    }
+}
+
+void ch_config_init(ch_config_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->port = 2998;
+    c->timeout = 5.0;
+    c->reuse_time = 30.0;
+    c->max_slots = 16;
+    c->synchronous = 1;
+    c->buffer_size = 0;
+    c->max_msg_size = 100u * 1024u * 1024u;
+    strcpy(c->bind_v4, "0.0.0.0");
+    strcpy(c->bind_v6, "::");
+    c->backlog = 100;
+    c->max_inflight = 16;
+}
+
+#define FAIL(...)                                                           \
+    do {                                                                    \
+        if (err != NULL && errlen > 0)                                      \
+            snprintf(err, errlen, __VA_ARGS__);                             \
+        return CH_EINVAL;                                                   \
+    } while (0)
+
+int ch_config_check(const ch_config_t *c, char *err, size_t errlen)
+{
+    uint8_t proto, addr[16];
+    if (!(c->timeout > 0.0) || c->timeout > 86400.0)
+        FAIL("timeout must be > 0 and <= 86400 seconds, got %g", c->timeout);
+    if (!(c->reuse_time > 0.0) || c->reuse_time > 86400.0)
+        FAIL("reuse_time must be > 0 and <= 86400 seconds, got %g",
+             c->reuse_time);
+    if (c->max_slots < 1 || c->max_slots > CH_MAX_SLOTS)
+        FAIL("max_slots must be in 1..%d, got %d", CH_MAX_SLOTS,
+             c->max_slots);
+    if (c->buffer_size != 0 &&
+        (c->buffer_size < 1024 || c->buffer_size > 16u * 1024u * 1024u))
+        FAIL("buffer_size must be 0 or in 1024..16777216, got %u",
+             c->buffer_size);
+    if (c->max_msg_size < 1)
+        FAIL("max_msg_size must be >= 1, got %u", c->max_msg_size);
+    if (c->backlog < 1 || c->backlog > 65535)
+        FAIL("backlog must be in 1..65535, got %d", c->backlog);
+    if (c->max_inflight < 1 || c->max_inflight > 1024)
+        FAIL("max_inflight must be in 1..1024, got %d", c->max_inflight);
+    if (c->bind_v4[0] == '\0' && c->bind_v6[0] == '\0')
+        FAIL("bind_v4 and bind_v6 are both empty: nothing to listen on");
+    if (c->bind_v4[0] != '\0' &&
+        (ch_parse_address(c->bind_v4, &proto, addr) != CH_OK || proto != 4))
+        FAIL("bind_v4 is not an IPv4 address: '%s'", c->bind_v4);
+    if (c->bind_v6[0] != '\0' &&
+        (ch_parse_address(c->bind_v6, &proto, addr) != CH_OK || proto != 6))
+        FAIL("bind_v6 is not an IPv6 address: '%s'", c->bind_v6);
+    return CH_OK;
+}
+#undef FAIL
+
+int ch_parse_address(const char *text, uint8_t *ip_protocol,
+                     uint8_t address[16])
+{
+    memset(address, 0, 16);
+    if (uv_inet_pton(AF_INET, text, address) == 0) {
+        *ip_protocol = 4;
+        return CH_OK;
+    }
+    if (uv_inet_pton(AF_INET6, text, address) == 0) {
+        *ip_protocol = 6;
+        return CH_OK;
+    }
+    return CH_EINVAL;
+}
+
+void ch_format_address(uint8_t ip_protocol, const uint8_t address[16],
+                       char *out, size_t outlen)
+{
+    if (uv_inet_ntop(ip_protocol == 6 ? AF_INET6 : AF_INET, address, out,
+                     outlen) != 0)
+        snprintf(out, outlen, "?");
+}
+
+uint64_t ch_now(ch_node_t *node)
+{
+    return uv_now(node->loop);
+}
+
+/* xoroshiro128+: message identities need to be unique, not secret. */
+static uint64_t rng_next(uint64_t s[2])
+{
+    uint64_t s0 = s[0], s1 = s[1], r = s0 + s1;
+    s1 ^= s0;
+    s[0] = ((s0 << 55) | (s0 >> 9)) ^ s1 ^ (s1 << 14);
+    s[1] = (s1 << 36) | (s1 >> 28);
+    return r;
+}
+
+void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE])
+{
+    uint64_t a = rng_next(node->rng), b = rng_next(node->rng);
+    memcpy(out, &a, 8);
+    memcpy(out + 8, &b, 8);
+}
+
+void ch_send_init(ch_send_t *req)
+{
+    memset(req, 0, sizeof(*req));
+}
+
+void ch_send_set_identity(ch_send_t *req, const uint8_t id[CH_ID_SIZE])
+{
+    memcpy(req->identity, id, CH_ID_SIZE);
+    req->has_identity_ = 1;
+}
+
+void *ch_node_user_data(ch_node_t *node)
+{
+    return node->user_data;
+}
+
+uint16_t ch_node_port(const ch_node_t *node)
+{
+    return node->port;
+}
+
+const uint8_t *ch_node_identity(const ch_node_t *node)
+{
+    return node->identity;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    ch_node_t *node = t->data;
+    uint64_t now = ch_now(node);
+    ch_conn_t *c, *next;
+    size_t i;
+    for (i = 0; i < node->nbuckets; i++) {
+        ch_remote_t *r, *rn;
+        for (r = node->buckets[i]; r != NULL; r = rn) {
+            rn = r->hnext;
+            ch_writer_tick(r, now);
+        }
+    }
+    for (c = node->conns; c != NULL; c = next) {
+        next = c->cnext;
+        ch_conn_tick(c, now);
+    }
+    ch_remote_gc(node);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    ch_node_t *node = server->data;
+    if (status < 0 || node->closing)
+        return;
+    ch_conn_accept(node, server);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    ch_node_handle_closed(h->data);
+}
+
+void ch_node_handle_closed(ch_node_t *node)
+{
+    node->handles_open--;
+    if (node->closing && node->handles_open == 0 && node->on_closed != NULL) {
+        ch_closed_cb cb = node->on_closed;
+        node->on_closed = NULL;
+        cb(node);
+    }
+}
+
+static int listen_on(ch_node_t *node, uv_tcp_t *h, const char *addr,
+                     int v6, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int rc, len;
+    rc = uv_tcp_init(node->loop, h);
+    if (rc < 0) {
+        snprintf(err, errlen, "tcp init: %s", uv_strerror(rc));
+        return CH_EADDR;
+    }
+    h->data = node;
+    node->handles_open++;
+    if (v6)
+        rc = uv_ip6_addr(addr, node->port, (struct sockaddr_in6 *)&ss);
+    else
+        rc = uv_ip4_addr(addr, node->port, (struct sockaddr_in *)&ss);
+    if (rc == 0)
+        rc = uv_tcp_bind(h, (struct sockaddr *)&ss, v6 ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)h, node->cfg.backlog, on_connection);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot listen on %s%s%s port %u: %s",
+                 v6 ? "[" : "", addr, v6 ? "]" : "", node->port,
+                 uv_strerror(rc));
+        return rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL ? 1 : CH_EADDR;
+    }
+    if (node->port == 0) {
+        len = sizeof(ss);
+        rc = uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len);
+        if (rc < 0) {
+            snprintf(err, errlen, "getsockname: %s", uv_strerror(rc));
+            return CH_EADDR;
+        }
+        node->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                              : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return CH_OK;
+}
+
+static void close_handle(ch_node_t *node, uv_handle_t *h)
+{
+    (void)node;
+    if (!uv_is_closing(h))
+        uv_close(h, on_handle_closed);
+}
+
+int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
+                void *user_data, ch_node_t **out, char *err, size_t errlen)
+{
+    ch_node_t *node;
+    int rc, rc6 = CH_OK;
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    *out = NULL;
+    rc = ch_config_check(config, err, errlen);
+    if (rc != CH_OK)
+        return rc;
+    node = calloc(1, sizeof(*node));
+    if (node == NULL) {
+        snprintf(err, errlen, "out of memory allocating the node");
+        return CH_ENOMEM;
+    }
+    node->nbuckets = 64;
+    node->buckets = calloc(node->nbuckets, sizeof(*node->buckets));
+    if (node->buckets == NULL) {
+        free(node);
+        snprintf(err, errlen, "out of memory allocating the node");
+        return CH_ENOMEM;
+    }
+    node->loop = loop;
+    node->cfg = *config;
+    if (node->cfg.buffer_size == 0)
+        node->cfg.buffer_size = 65536;
+    node->on_msg = on_msg;
+    node->user_data = user_data;
+    node->port = config->port;
+    node->timeout_ms = (uint64_t)(config->timeout * 1000.0);
+    if (node->timeout_ms == 0)
+        node->timeout_ms = 1;
+    node->connect_timeout_ms = node->timeout_ms * 2;
+    if (node->connect_timeout_ms > 60000)
+        node->connect_timeout_ms = 60000;
+    node->gc_ms = (uint64_t)(config->reuse_time * 1000.0);
+    if (node->gc_ms < node->timeout_ms * 3)
+        node->gc_ms = node->timeout_ms * 3;
+    node->noop_ms = (uint64_t)(config->reuse_time * 750.0);
+    if (uv_random(NULL, NULL, node->rng, sizeof(node->rng), 0, NULL) != 0) {
+        node->rng[0] = uv_hrtime() ^ (uint64_t)(uintptr_t)node;
+        node->rng[1] = 0x9e3779b97f4a7c15ull ^ (uint64_t)uv_os_getpid();
+    }
+    if (config->has_identity)
+        memcpy(node->identity, config->identity, CH_ID_SIZE);
+    else
+        ch_random_id(node, node->identity);
+
+    if (config->bind_v4[0] != '\0') {
+        rc = listen_on(node, &node->listen4, config->bind_v4, 0, err, errlen);
+        node->has4 = 1;
+        if (rc != CH_OK)
+            goto fail;
+    }
+    if (config->bind_v6[0] != '\0') {
+        char err6[CH_DETAIL_SIZE];
+        rc6 = listen_on(node, &node->listen6, config->bind_v6, 1, err6,
+                        sizeof(err6));
+        node->has6 = 1;
+        /* A host without IPv6 still serves IPv4. */
+        if (rc6 != CH_OK && !(rc6 == 1 && node->has4)) {
+            snprintf(err, errlen, "%s", err6);
+            rc = CH_EADDR;
+            goto fail;
+        }
+    }
+    rc = uv_timer_init(loop, &node->timer);
+    if (rc < 0) {
+        snprintf(err, errlen, "timer init: %s", uv_strerror(rc));
+        rc = CH_EADDR;
+        goto fail;
+    }
+    node->timer.data = node;
+    node->handles_open++;
+    {
+        uint64_t tick = node->timeout_ms / 10;
+        if (tick < 10)
+            tick = 10;
+        if (tick > 250)
+            tick = 250;
+        uv_timer_start(&node->timer, on_timer, tick, tick);
+    }
+    *out = node;
+    return CH_OK;
+fail:
+    /* Close what was opened, then run the loop until it is closed. */
+    node->closing = 1;
+    if (node->has4)
+        close_handle(node, (uv_handle_t *)&node->listen4);
+    if (node->has6)
+        close_handle(node, (uv_handle_t *)&node->listen6);
+    while (node->handles_open > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    free(node->buckets);
+    free(node);
+    return rc == CH_OK ? CH_EADDR : rc;
+}
+
+int ch_node_send(ch_node_t *node, ch_send_t *req)
+{
+    ch_remote_t *remote;
+    if (node->closing)
+        return CH_ECLOSED;
+    if (req->header_len > 0xffff)
+        return CH_EINVAL;
+    if (req->ip_protocol != 4 && req->ip_protocol != 6)
+        return CH_EINVAL;
+    if ((uint64_t)req->header_len + req->data_len > node->cfg.max_msg_size)
+        return CH_EMSGSIZE;
+    remote = ch_remote_get(node, req->ip_protocol, req->address, req->port,
+                           1);
+    if (remote == NULL)
+        return CH_ENOMEM;
+    if (!req->has_identity_)
+        ch_random_id(node, req->identity);
+    req->remote_ = remote;
+    req->conn_ = NULL;
+    req->acked_ = 0;
+    req->deadline_ = ch_now(node) + node->timeout_ms;
+    req->state_ = CH_SS_QUEUED;
+    ch_sendq_push(&remote->queue, req);
+    if (remote->conn != NULL)
+        ch_writer_flush(remote->conn);
+    else if (remote->pending == NULL) {
+        int rc = ch_conn_connect(node, remote);
+        if (rc != CH_OK) {
+            /* The send was accepted: it fails through its callback. */
+            ch_remote_fail_queue(remote, rc, "cannot open a connection");
+        }
+    }
+    return CH_OK;
+}
+
+void ch_node_release(ch_node_t *node, ch_message_t *msg)
+{
+    ch_conn_t *conn = msg->conn_;
+    (void)node;
+    if (msg->state_ != CH_MS_APP)
+        return;
+    if (msg->buf_ != NULL && (msg->buf_ < conn->inline_bufs ||
+                              msg->buf_ >= conn->inline_bufs +
+                                               (size_t)conn->nslots *
+                                                   CH_INLINE_SIZE))
+        free(msg->buf_);
+    msg->buf_ = NULL;
+    msg->header = msg->data = NULL;
+    if ((msg->type & CH_MSG_REQ_ACK) && conn->state == CH_CS_READY) {
+        msg->state_ = CH_MS_ACKQ;
+        msg->next_ = NULL;
+        if (conn->ack_tail != NULL)
+            conn->ack_tail->next_ = msg;
+        else
+            conn->ack_head = msg;
+        conn->ack_tail = msg;
+        ch_writer_flush(conn);
+        return;
+    }
+    ch_conn_slot_free(conn, msg);
+}
+
+void ch_node_close(ch_node_t *node, ch_closed_cb on_closed)
+{
+    ch_conn_t *c, *next;
+    size_t i;
+    if (node->closing)
+        return;
+    node->closing = 1;
+    node->on_closed = on_closed;
+    uv_timer_stop(&node->timer);
+    close_handle(node, (uv_handle_t *)&node->timer);
+    if (node->has4)
+        close_handle(node, (uv_handle_t *)&node->listen4);
+    if (node->has6)
+        close_handle(node, (uv_handle_t *)&node->listen6);
+    for (c = node->conns; c != NULL; c = next) {
+        next = c->cnext;
+        ch_conn_close(c, CH_ECLOSED, "node closed");
+    }
+    for (i = 0; i < node->nbuckets; i++) {
+        ch_remote_t *r;
+        for (r = node->buckets[i]; r != NULL; r = r->hnext)
+            ch_remote_fail_queue(r, CH_ECLOSED, "node closed");
+    }
+}
+
+void ch_node_free(ch_node_t *node)
+{
+    ch_conn_t *c, *next;
+    if (node == NULL)
+        return;
+    for (c = node->conns; c != NULL; c = next) {
+        next = c->cnext;
+        ch_conn_free(c);
+    }
+    ch_remotes_free(node);
+    free(node->buckets);
+    free(node);
+}

@@ -1,0 +1,39 @@
+"""chirp: brokerless message passing between Python programs, on a C99 core.
+
+>>> import chirp
+>>> with chirp.Node(port=0) as node:
+...     node.port > 0
+True
+"""
+
+from .config import Config
+from .errors import (
+    AddressError,
+    ChirpConnectionError,
+    ChirpError,
+    ChirpMemoryError,
+    ChirpTimeoutError,
+    ClosedError,
+    MessageSizeError,
+    ProtocolError,
+    TLSError,
+)
+from .node import Message, Node
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddressError",
+    "ChirpConnectionError",
+    "ChirpError",
+    "ChirpMemoryError",
+    "ChirpTimeoutError",
+    "ClosedError",
+    "Config",
+    "Message",
+    "MessageSizeError",
+    "Node",
+    "ProtocolError",
+    "TLSError",
+    "__version__",
+]

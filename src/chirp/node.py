@@ -1,0 +1,587 @@
+"""The Python face of a chirp node: Node, Message, and the core they share.
+
+The node's libuv loop runs on a native thread started by C; Python only
+queues commands (one lock and one wake-up per batch) and drains events
+with the GIL released while it waits.  A daemon "pump" thread turns send
+completions and replies into Future results.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+from concurrent.futures import Future
+from typing import Any, Optional, Union
+
+from ._chirp import ffi, lib
+from .config import Config
+from .errors import (
+    ChirpConnectionError,
+    ChirpError,
+    ChirpTimeoutError,
+    ClosedError,
+    MessageSizeError,
+    error_for,
+)
+
+log = logging.getLogger("chirp")
+
+Address = tuple[str, int]
+Buffer = Union[bytes, bytearray, memoryview]
+
+_BATCH = 64
+_SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
+
+
+def _errname(rc: int) -> str:
+    return ffi.string(lib.ch_errname(rc)).decode()
+
+
+def _raise(rc: int, detail: str = "") -> None:
+    msg = detail or ffi.string(lib.ch_strerror(rc)).decode()
+    raise error_for(_errname(rc), msg)
+
+
+class Message:
+    """A received message.  ``release()`` gives its slot back to the
+    connection (and sends the ACK a synchronous sender waits for)."""
+
+    __slots__ = (
+        "data",
+        "header",
+        "identity",
+        "serial",
+        "address",
+        "port",
+        "remote_identity",
+        "ip_protocol",
+        "_core",
+        "_ptr",
+    )
+
+    def __init__(
+        self,
+        data: bytes,
+        header: bytes,
+        identity: bytes,
+        serial: int,
+        address: str,
+        port: int,
+        remote_identity: bytes,
+        ip_protocol: int = 4,
+    ) -> None:
+        self.data = data
+        self.header = header
+        self.identity = identity
+        self.serial = serial
+        self.address = address
+        self.port = port
+        self.remote_identity = remote_identity
+        self.ip_protocol = ip_protocol
+        self._core: Optional[_Core] = None
+        self._ptr: Any = None
+
+    @property
+    def released(self) -> bool:
+        """True once the slot was given back."""
+        return self._ptr is None
+
+    def release(self) -> None:
+        """Free the slot (and acknowledge, if asked); calling it again does nothing."""
+        core, ptr = self._core, self._ptr
+        if ptr is None or core is None:
+            return
+        self._ptr = None
+        core.release_one(ptr)
+
+    def __enter__(self) -> Message:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return (
+            f"<chirp.Message from {self.address}:{self.port} serial={self.serial} "
+            f"header={len(self.header)}B data={len(self.data)}B>"
+        )
+
+
+class _Core:
+    """Owns the native bridge.  Node holds it; the pump thread holds it too,
+    but never the Node, so an unreferenced Node is collected and closed."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        c = ffi.new("ch_config_t *")
+        lib.ch_config_init(c)
+        c.port = cfg.port
+        c.timeout = float(cfg.timeout)
+        c.reuse_time = float(cfg.reuse_time)
+        c.max_slots = cfg.max_slots
+        c.synchronous = int(cfg.synchronous)
+        c.buffer_size = cfg.buffer_size
+        c.max_msg_size = cfg.max_msg_size
+        c.bind_v4 = cfg.bind_v4.encode()
+        c.bind_v6 = cfg.bind_v6.encode()
+        if cfg.identity is not None:
+            c.identity = cfg.identity
+            c.has_identity = 1
+        c.backlog = cfg.backlog
+        c.disable_encryption = int(cfg.disable_encryption)
+        keep = []
+        if cfg.cert_chain_pem is not None:
+            keep.append(ffi.new("char[]", str(cfg.cert_chain_pem).encode()))
+            c.cert_chain_pem = keep[-1]
+        if cfg.dh_params_pem is not None:
+            keep.append(ffi.new("char[]", str(cfg.dh_params_pem).encode()))
+            c.dh_params_pem = keep[-1]
+        c.max_inflight = cfg.max_inflight
+        out = ffi.new("ch_bridge_t **")
+        err = ffi.new("char[256]")
+        rc = lib.ch_bridge_open(c, out, err, 256)
+        if rc != 0:
+            _raise(rc, ffi.string(err).decode(errors="replace"))
+        self.b = out[0]
+        self.port: int = lib.ch_bridge_port(self.b)
+        ident = ffi.new("uint8_t[16]")
+        lib.ch_bridge_identity(self.b, ident)
+        self.identity: bytes = bytes(ident)
+        self.auto_release = cfg.auto_release
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+        self.active = 0  # threads inside a blocking C call
+        self.closing = False
+        self.freed = False
+        self.tokens = itertools.count(1)
+        self.pending: dict[int, tuple[Future, bool]] = {}
+        self.deadlines: list[tuple[float, int]] = []
+        self.inbox: deque[Message] = deque()
+        self.local = threading.local()
+        self.addr_cache: dict[tuple[str, int], tuple[int, Any, int]] = {}
+        self.pump_thread = threading.Thread(
+            target=self._pump, name=f"chirp-pump-{self.port}", daemon=True
+        )
+        self.pump_thread.start()
+
+    # -- guarding the native handle ---------------------------------------
+
+    def _enter(self) -> None:
+        with self.lock:
+            if self.closing:
+                raise ClosedError("node is closed")
+            self.active += 1
+
+    def _leave(self) -> None:
+        with self.lock:
+            self.active -= 1
+            if self.active == 0:
+                self.idle.notify_all()
+
+    # -- addresses --------------------------------------------------------
+
+    def resolve(self, addr: Address) -> tuple[int, Any, int]:
+        """(ip_protocol, address cdata, port) for a (host, port) tuple."""
+        hit = self.addr_cache.get(addr)  # type: ignore[arg-type]
+        if hit is not None:
+            return hit
+        if not isinstance(addr, tuple) or len(addr) < 2:
+            raise TypeError(f"address must be a (host, port) tuple, got {addr!r}")
+        host, port = addr[0], addr[1]
+        if not isinstance(host, str):
+            raise TypeError(f"address host must be a str, got {type(host).__name__}")
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError(f"address port must be an int, got {type(port).__name__}")
+        if not 1 <= port <= 65535:
+            raise ValueError(f"address port must be in 1..65535, got {port}")
+        buf = ffi.new("uint8_t[16]")
+        proto = ffi.new("uint8_t *")
+        if lib.ch_parse_address(host.encode(), proto, buf) != 0:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                raise ChirpConnectionError(f"cannot resolve {host!r}: {e}") from None
+            infos.sort(key=lambda i: i[0] != socket.AF_INET)
+            ip = infos[0][4][0]
+            if lib.ch_parse_address(ip.encode(), proto, buf) != 0:
+                raise ChirpConnectionError(f"cannot use address {ip!r} of {host!r}")
+        result = (int(proto[0]), buf, port)
+        if len(self.addr_cache) > 4096:
+            self.addr_cache.clear()
+        self.addr_cache[(host, port)] = result
+        return result
+
+    # -- sending ----------------------------------------------------------
+
+    def send(
+        self,
+        addr: Address,
+        data: Buffer,
+        header: Buffer,
+        identity: Optional[bytes] = None,
+        request: bool = False,
+        timeout: Optional[float] = None,
+    ) -> Future:
+        proto, abuf, port = self.resolve(addr)
+        if not isinstance(data, bytes):
+            data = _as_bytes("data", data)
+        if not isinstance(header, bytes):
+            header = _as_bytes("header", header)
+        if len(header) > 0xFFFF:
+            raise MessageSizeError(f"header is {len(header)} bytes, at most 65535 allowed")
+        if len(header) + len(data) > self.cfg.max_msg_size:
+            raise MessageSizeError(
+                f"message is {len(header) + len(data)} bytes, "
+                f"max_msg_size is {self.cfg.max_msg_size}"
+            )
+        flags = 0
+        ident = ffi.NULL
+        if identity is not None:
+            flags |= lib.CH_SEND_IDENTITY
+            ident = ffi.from_buffer("uint8_t[]", identity)
+        if request:
+            flags |= lib.CH_SEND_REQUEST
+        fut: Future = Future()
+        fut.set_running_or_notify_cancel()
+        token = next(self.tokens)
+        with self.lock:
+            if self.closing:
+                raise ClosedError("node is closed")
+            self.pending[token] = (fut, request)
+            if request and timeout is not None:
+                heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
+            rc = lib.ch_bridge_send(
+                self.b, token, proto, abuf, port, header, len(header), data, len(data),
+                ident, flags,
+            )
+            if rc != 0:
+                del self.pending[token]
+        if rc != 0:
+            _raise(rc)
+        return fut
+
+    # -- the pump: completions and replies --------------------------------
+
+    def _pump(self) -> None:
+        events = ffi.new("ch_event_t[]", _BATCH)
+        while True:
+            wait = _SLICE_MS
+            if self.deadlines:
+                wait = max(0, min(wait, int((self.deadlines[0][0] - time.monotonic()) * 1000)))
+            n = lib.ch_bridge_poll(self.b, events, _BATCH, wait)
+            if n == lib.CH_ECLOSED:
+                break
+            if n > 0 and self._dispatch(events, n):
+                break
+            if self.deadlines:
+                self._expire()
+
+    def _dispatch(self, events: Any, n: int) -> bool:
+        closed = False
+        for i in range(n):
+            ev = events[i]
+            if ev.type == lib.CH_EV_CLOSED:
+                closed = True
+                continue
+            token = ev.token
+            if ev.type == lib.CH_EV_REPLY:
+                msg = self.make_message(ev.msg)
+                lib.ch_bridge_release(self.b, ffi.new("ch_message_t *[1]", [ev.msg]), 1)
+                entry = self.pending.pop(token, None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_result(msg)
+                continue
+            status = ev.status
+            if status == 0:
+                entry = self.pending.get(token)
+                if entry is not None and not entry[1]:
+                    del self.pending[token]
+                    entry[0].set_result(None)
+                continue
+            entry = self.pending.pop(token, None)
+            if entry is not None and not entry[0].done():
+                detail = ffi.string(ev.detail).decode(errors="replace")
+                entry[0].set_exception(error_for(_errname(status), detail))
+        return closed
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, token = heapq.heappop(self.deadlines)
+            entry = self.pending.get(token)
+            if entry is None:
+                continue
+            lib.ch_bridge_cancel(self.b, token)
+            self.pending.pop(token, None)
+            if not entry[0].done():
+                entry[0].set_exception(ChirpTimeoutError("no reply within the request timeout"))
+
+    # -- receiving --------------------------------------------------------
+
+    def make_message(self, p: Any) -> Message:
+        hl, dl = p.header_len, p.data_len
+        header = ffi.buffer(p.header, hl)[:] if hl else b""
+        data = ffi.buffer(p.data, dl)[:] if dl else b""
+        proto = p.ip_protocol
+        if proto == 6:
+            address = socket.inet_ntop(socket.AF_INET6, ffi.buffer(p.address, 16)[:])
+        else:
+            address = socket.inet_ntop(socket.AF_INET, ffi.buffer(p.address, 4)[:])
+        return Message(
+            data,
+            header,
+            ffi.buffer(p.identity, 16)[:],
+            p.serial,
+            address,
+            p.port,
+            ffi.buffer(p.remote_identity, 16)[:],
+            proto,
+        )
+
+    def _ptrs(self) -> Any:
+        arr = getattr(self.local, "arr", None)
+        if arr is None:
+            arr = self.local.arr = ffi.new("ch_message_t *[]", _BATCH)
+        return arr
+
+    def recv_many(self, max_count: int, timeout: Optional[float]) -> list[Message]:
+        """Up to max_count messages; waits up to timeout for the first one."""
+        out: list[Message] = []
+        inbox = self.inbox
+        while inbox and len(out) < max_count:
+            try:
+                out.append(inbox.popleft())
+            except IndexError:
+                break
+        if out:
+            return out
+        deadline = None if timeout is None else time.monotonic() + timeout
+        arr = self._ptrs()
+        while True:
+            if deadline is None:
+                wait = _SLICE_MS
+            else:
+                wait = max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
+            self._enter()
+            try:
+                n = lib.ch_bridge_recv(self.b, arr, _BATCH, wait)
+            finally:
+                self._leave()
+            if n > 0:
+                break
+            if n == lib.CH_ECLOSED:
+                raise ClosedError("node is closed")
+            if inbox:  # another thread left messages for us
+                return self.recv_many(max_count, 0)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ChirpTimeoutError(f"no message within {timeout} s")
+        msgs = [self.make_message(arr[i]) for i in range(n)]
+        if self.auto_release:
+            self.release_ptrs(arr, n)
+        else:
+            for i in range(n):
+                msgs[i]._core = self
+                msgs[i]._ptr = arr[i]
+        if n > max_count:
+            inbox.extend(msgs[max_count:])
+            del msgs[max_count:]
+        return msgs
+
+    def release_ptrs(self, arr: Any, n: int) -> None:
+        with self.lock:
+            if not self.freed:
+                lib.ch_bridge_release(self.b, arr, n)
+
+    def release_one(self, ptr: Any) -> None:
+        with self.lock:
+            if not self.freed:
+                lib.ch_bridge_release(self.b, ffi.new("ch_message_t *[1]", [ptr]), 1)
+
+    # -- closing ----------------------------------------------------------
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closing:
+                return
+            self.closing = True
+        lib.ch_bridge_close(self.b)  # joins the loop thread
+        if threading.current_thread() is not self.pump_thread:
+            self.pump_thread.join()
+        with self.lock:
+            while self.active:
+                self.idle.wait()
+            self.freed = True
+            lib.ch_bridge_free(self.b)
+            self.b = ffi.NULL
+        for fut, _ in list(self.pending.values()):
+            if not fut.done():
+                fut.set_exception(ClosedError("node closed before the reply arrived"))
+        self.pending.clear()
+
+
+def _as_bytes(name: str, value: Any) -> bytes:
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be bytes-like, not str (encode it first)")
+    raise TypeError(f"{name} must be bytes-like, got {type(value).__name__}")
+
+
+class Node:
+    """A chirp node: listens on ``port``, sends to and receives from other nodes.
+
+    Every option of :class:`chirp.Config` is a keyword; a ``Config`` may be
+    passed too.  Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, config: Optional[Config] = None, **options: Any) -> None:
+        if config is not None and not isinstance(config, Config):
+            raise TypeError(f"config must be a chirp.Config, got {type(config).__name__}")
+        if config is None:
+            cfg = Config(**options)
+        elif options:
+            cfg = config.replace(**options)
+        else:
+            cfg = config
+        self._core = _Core(cfg)
+        self._finalizer = weakref.finalize(self, _Core.close, self._core)
+        log.debug("node %s listening on port %d", self._core.identity.hex(), self._core.port)
+
+    # -- properties --------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port the node listens on (the real one when configured 0)."""
+        return self._core.port
+
+    @property
+    def identity(self) -> bytes:
+        """The node's 16-byte identity."""
+        return self._core.identity
+
+    @property
+    def config(self) -> Config:
+        """The configuration in use."""
+        return self._core.cfg
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._core.closing
+
+    # -- sending -----------------------------------------------------------
+
+    def send_async(self, address: Address, data: Buffer, header: Buffer = b"") -> Future:
+        """Queue a message; the Future resolves to None when it is written
+        (asynchronous mode) or acknowledged (synchronous mode), or fails."""
+        return self._core.send(address, data, header)
+
+    def send(self, address: Address, data: Buffer, header: Buffer = b"") -> None:
+        """Send and block until written / acknowledged; raises on failure."""
+        self._core.send(address, data, header).result()
+
+    def send_many(
+        self, address: Address, items: Any, header: Buffer = b""
+    ) -> list[Future]:
+        """Queue many messages to one remote; one Future each."""
+        core = self._core
+        return [core.send(address, d, header) for d in items]
+
+    def reply(self, msg: Message, data: Buffer, header: Buffer = b"") -> None:
+        """Answer msg: same identity, back to the node that sent it; blocks like send()."""
+        self.reply_async(msg, data, header).result()
+
+    def reply_async(self, msg: Message, data: Buffer, header: Buffer = b"") -> Future:
+        """Queue the answer to msg; a Future like send_async's."""
+        if not isinstance(msg, Message):
+            raise TypeError(f"msg must be a chirp.Message, got {type(msg).__name__}")
+        return self._core.send((msg.address, msg.port), data, header, identity=msg.identity)
+
+    def request_async(
+        self,
+        address: Address,
+        data: Buffer,
+        header: Buffer = b"",
+        timeout: Optional[float] = None,
+    ) -> Future:
+        """Send and resolve to the reply (the message with the same identity).
+        With a timeout the Future fails with ChirpTimeoutError when no reply came."""
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout}")
+        return self._core.send(address, data, header, request=True, timeout=timeout)
+
+    def request(
+        self,
+        address: Address,
+        data: Buffer,
+        header: Buffer = b"",
+        timeout: Optional[float] = None,
+    ) -> Message:
+        """Send and block until the reply arrives (default timeout: 2 x config timeout)."""
+        if timeout is None:
+            timeout = 2 * self._core.cfg.timeout
+        return self.request_async(address, data, header, timeout=timeout).result()
+
+    # -- receiving -----------------------------------------------------------
+
+    def recv(self, timeout: Optional[float] = None) -> Message:
+        """The next message; raises TimeoutError (ChirpTimeoutError) if none
+        arrives within timeout seconds (None: wait forever)."""
+        return self._core.recv_many(1, _check_timeout(timeout))[0]
+
+    def recv_many(self, max_count: int = 64, timeout: Optional[float] = None) -> list[Message]:
+        """Up to max_count messages at once, waiting up to timeout for the first."""
+        if max_count < 1:
+            raise ValueError(f"max_count must be >= 1, got {max_count}")
+        return self._core.recv_many(max_count, _check_timeout(timeout))
+
+    def __iter__(self) -> Node:
+        return self
+
+    def __next__(self) -> Message:
+        try:
+            return self.recv()
+        except ClosedError:
+            raise StopIteration from None
+
+    def fileno(self) -> int:
+        """An fd that is readable while received messages wait (for selectors)."""
+        if self._core.closing:
+            raise ClosedError("node is closed")
+        return lib.ch_bridge_fd(self._core.b)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close: pending sends complete or fail, the loop thread is joined,
+        everything is freed.  Calling it again does nothing."""
+        self._finalizer()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<chirp.Node port={self.port} identity={self.identity.hex()} {state}>"
+
+
+def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__}")
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0, got {timeout}")
+    return float(timeout)
+
+
+__all__ = ["Node", "Message", "ChirpError"]
