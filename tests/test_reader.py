@@ -1,0 +1,108 @@
+"""The incremental reader, fed one stream in every possible split."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chirp._chirp import ffi, lib
+
+
+def header(ident: bytes, serial: int, data: bytes, hdr: bytes, typ: int = 0) -> bytes:
+    return ident + struct.pack(">IIHB", serial, len(data), len(hdr), typ)
+
+
+def parse(chunks: list[bytes], max_size: int = 1 << 20) -> list[tuple]:
+    """Feed chunks to a reader; return what it reported, in order."""
+    r = ffi.new("ch_reader_t *")
+    lib.ch_reader_init(r, max_size)
+    used = ffi.new("size_t *")
+    events: list[tuple] = []
+    keep = []
+    payload = None
+    for chunk in chunks:
+        buf = ffi.from_buffer("uint8_t[]", chunk) if chunk else ffi.new("uint8_t[1]")
+        pos = 0
+        while True:
+            ev = lib.ch_reader_feed(r, buf + pos, len(chunk) - pos, used)
+            pos += used[0]
+            if ev == lib.CH_RD_MORE:
+                assert pos == len(chunk)
+                break
+            if ev == lib.CH_RD_HANDSHAKE:
+                events.append(("hs", r.hs_port, bytes(r.hs_identity)))
+            elif ev == lib.CH_RD_HEADER:
+                n = r.payload_len
+                payload = ffi.new("uint8_t[]", max(n, 1))
+                keep.append(payload)
+                lib.ch_reader_set_payload(r, payload)
+            elif ev == lib.CH_RD_MESSAGE:
+                h = r.hdr
+                raw = ffi.buffer(payload, h.header_len + h.data_len)[:]
+                events.append(
+                    ("msg", bytes(h.identity), h.serial, raw[: h.header_len], raw[h.header_len :])
+                )
+            elif ev == lib.CH_RD_CONTROL:
+                events.append(("ctl", bytes(r.hdr.identity), r.hdr.type))
+            elif ev == lib.CH_RD_ERROR:
+                events.append(("err", r.error))
+                return events
+    return events
+
+
+def stream() -> tuple[bytes, list[tuple]]:
+    hs = struct.pack(">H", 2998) + b"N" * 16
+    parts = [hs]
+    expected: list[tuple] = [("hs", 2998, b"N" * 16)]
+    msgs = [
+        (b"a" * 16, 1, b"", b""),
+        (b"b" * 16, 2, b"hello", b"hd"),
+        (b"c" * 16, 3, bytes(range(256)) * 3, b""),
+    ]
+    for ident, serial, data, hdr in msgs:
+        parts.append(header(ident, serial, data, hdr) + hdr + data)
+        expected.append(("msg", ident, serial, hdr, data))
+    parts.append(header(b"d" * 16, 4, b"", b"", lib.CH_MSG_ACK))
+    expected.append(("ctl", b"d" * 16, lib.CH_MSG_ACK))
+    parts.append(header(b"e" * 16, 5, b"", b"", lib.CH_MSG_NOOP))
+    expected.append(("ctl", b"e" * 16, lib.CH_MSG_NOOP))
+    parts.append(header(b"f" * 16, 6, b"tail", b"", lib.CH_MSG_REQ_ACK) + b"tail")
+    expected.append(("msg", b"f" * 16, 6, b"", b"tail"))
+    return b"".join(parts), expected
+
+
+def test_whole_stream() -> None:
+    data, expected = stream()
+    assert parse([data]) == expected
+
+
+def test_every_single_split_point() -> None:
+    data, expected = stream()
+    for i in range(len(data) + 1):
+        assert parse([data[:i], data[i:]]) == expected, i
+
+
+def test_byte_by_byte() -> None:
+    data, expected = stream()
+    assert parse([bytes([b]) for b in data]) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_random_splits(draw: st.DataObject) -> None:
+    data, expected = stream()
+    cuts = sorted(draw.draw(st.lists(st.integers(0, len(data)), max_size=40)))
+    chunks = [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
+    assert parse(chunks) == expected
+
+
+def test_oversize_and_bad_control_are_errors() -> None:
+    hs = struct.pack(">H", 1) + b"x" * 16
+    big = header(b"a" * 16, 1, b"", b"") [:20] + struct.pack(">IHB", 101, 0, 0)
+    assert parse([hs + big], max_size=100)[-1] == ("err", lib.CH_EMSGSIZE)
+    ack = b"a" * 16 + struct.pack(">IIHB", 1, 1, 0, lib.CH_MSG_ACK)
+    assert parse([hs + ack])[-1] == ("err", lib.CH_EPROTO)
+    wrap = b"a" * 16 + struct.pack(">IIHB", 1, 0xFFFFFFFF, 0xFFFF, 0)
+    assert parse([hs + wrap], max_size=0xFFFFFFFF)[-1] == ("err", lib.CH_EMSGSIZE)
