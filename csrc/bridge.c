@@ -7,6 +7,9 @@
  * condition variables, and an eventfd signals waiting messages to event
  * loops such as asyncio.  Event ring space is reserved when a send is
  * accepted, so a completion can never be lost for lack of memory. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

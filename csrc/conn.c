@@ -1,5 +1,8 @@
 /* conn.c - connection lifecycle: connect, accept, handshake, the read path
  * into the slot pool, idle and handshake timeouts, close and free. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +115,6 @@ static void on_close(uv_handle_t *h)
     ch_conn_t *c = h->data;
     ch_node_t *node = c->node;
     int i;
-    c->handle_closed = 1;
     /* Slots still being filled, or waiting for their ACK, are dropped;
      * slots held by the application stay until it releases them. */
     for (i = 0; i < c->nslots; i++) {
@@ -121,8 +123,8 @@ static void on_close(uv_handle_t *h)
             m->state_ == CH_MS_ACKWRITE)
             ch_conn_slot_free(c, m);
     }
-    if (c->handle_closed && c->slots_busy == 0)
-        ch_conn_free(c);
+    c->handle_closed = 1;
+    maybe_free(c);
     ch_node_handle_closed(node);
 }
 

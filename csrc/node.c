@@ -1,5 +1,8 @@
 /* node.c - configuration, node lifecycle, the periodic timer and the
  * loop-thread entry points of the public API. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

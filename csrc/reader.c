@@ -3,6 +3,9 @@
  * Accepts any fragmentation: the handshake and headers are collected in a
  * small buffer across reads; payloads go straight into the buffer the
  * caller provides for the message (a slot). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
 #include <string.h>
 
 #include "ch_wire.h"

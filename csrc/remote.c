@@ -1,5 +1,8 @@
 /* remote.c - the table of remotes (IP version, address, port) and the
  * intrusive send queues hanging off them. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
 #include <stdlib.h>
 #include <string.h>
 

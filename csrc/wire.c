@@ -1,4 +1,7 @@
 /* wire.c - encode and decode the handshake and the message header. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
 #include <string.h>
 
 #include "ch_wire.h"

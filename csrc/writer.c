@@ -1,6 +1,9 @@
 /* writer.c - coalesced writes (ACKs, NOOP, queued messages in one
  * uv_write), acknowledgement tracking and send timeouts.  Every send ends
  * in exactly one ch_send_complete(). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
 #include <stdio.h>
 #include <string.h>
 

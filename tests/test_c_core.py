@@ -18,9 +18,22 @@ def c_ping(tmp_path_factory: pytest.TempPathFactory) -> str:
     exe = str(tmp_path_factory.mktemp("cbuild") / "c_ping")
     sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
     cmd = [
-        "cc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-        "-I", os.path.join(ROOT, "csrc"), os.path.join(ROOT, "examples", "ping.c"),
-        *sources, "-luv", "-lssl", "-lcrypto", "-o", exe,
+        "cc",
+        "-std=c99",
+        "-O1",
+        "-g",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-I",
+        os.path.join(ROOT, "csrc"),
+        os.path.join(ROOT, "examples", "ping.c"),
+        *sources,
+        "-luv",
+        "-lssl",
+        "-lcrypto",
+        "-o",
+        exe,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -30,20 +43,34 @@ def c_ping(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.mark.parametrize("mode", [[], ["-s"]], ids=["async", "sync"])
 def test_c_example_exchanges_messages(c_ping: str, mode: list[str]) -> None:
-    proc = subprocess.run([c_ping, *mode, "20000", "100"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [c_ping, *mode, "20000", "100"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sent 20000, acknowledged/written 20000, failed 0, received 20000" in proc.stdout
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None and not os.environ.get("CI"),
-                    reason="valgrind not installed (CI installs it)")
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None and not os.environ.get("CI"),
+    reason="valgrind not installed (CI installs it)",
+)
 @pytest.mark.parametrize("mode", [[], ["-s"]], ids=["async", "sync"])
 def test_c_example_under_valgrind(c_ping: str, mode: list[str]) -> None:
     proc = subprocess.run(
-        ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=all",
-         "--error-exitcode=99", c_ping, *mode, "500", "5000"],
-        capture_output=True, text=True, timeout=300,
+        [
+            "valgrind",
+            "-q",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=all",
+            "--error-exitcode=99",
+            c_ping,
+            *mode,
+            "500",
+            "5000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "received 500" in proc.stdout

@@ -94,13 +94,13 @@ def test_byte_by_byte() -> None:
 def test_random_splits(draw: st.DataObject) -> None:
     data, expected = stream()
     cuts = sorted(draw.draw(st.lists(st.integers(0, len(data)), max_size=40)))
-    chunks = [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
+    chunks = [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)], strict=False)]
     assert parse(chunks) == expected
 
 
 def test_oversize_and_bad_control_are_errors() -> None:
     hs = struct.pack(">H", 1) + b"x" * 16
-    big = header(b"a" * 16, 1, b"", b"") [:20] + struct.pack(">IHB", 101, 0, 0)
+    big = header(b"a" * 16, 1, b"", b"")[:20] + struct.pack(">IHB", 101, 0, 0)
     assert parse([hs + big], max_size=100)[-1] == ("err", lib.CH_EMSGSIZE)
     ack = b"a" * 16 + struct.pack(">IIHB", 1, 1, 0, lib.CH_MSG_ACK)
     assert parse([hs + ack])[-1] == ("err", lib.CH_EPROTO)

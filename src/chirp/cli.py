@@ -14,9 +14,7 @@ from . import ChirpTimeoutError, Node
 def _peer(args: argparse.Namespace) -> int:
     """The demo's second process: replies to requests, counts the rest."""
     count = 0
-    with Node(
-        port=args.port, synchronous=False, disable_encryption=True, bind_v6=""
-    ) as node:
+    with Node(port=args.port, synchronous=False, disable_encryption=True, bind_v6="") as node:
         print(f"READY {node.port}", flush=True)
         deadline = time.monotonic() + args.lifetime
         while time.monotonic() < deadline:

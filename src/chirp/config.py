@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from typing import Any
 
 _MIB = 1024 * 1024
 
@@ -27,11 +27,11 @@ class Config:
     max_msg_size: int = 100 * _MIB
     bind_v4: str = "0.0.0.0"
     bind_v6: str = "::"
-    identity: Optional[bytes] = None
+    identity: bytes | None = None
     backlog: int = 100
     disable_encryption: bool = False
-    cert_chain_pem: Optional[str] = None
-    dh_params_pem: Optional[str] = None
+    cert_chain_pem: str | None = None
+    dh_params_pem: str | None = None
     auto_release: bool = True
     max_inflight: int = 16
 

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Optional, Union
+from typing import Any
 
 from ._chirp import ffi, lib
 from .config import Config
@@ -33,7 +33,7 @@ from .errors import (
 log = logging.getLogger("chirp")
 
 Address = tuple[str, int]
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 _BATCH = 64
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
@@ -84,7 +84,7 @@ class Message:
         self.port = port
         self.remote_identity = remote_identity
         self.ip_protocol = ip_protocol
-        self._core: Optional[_Core] = None
+        self._core: _Core | None = None
         self._ptr: Any = None
 
     @property
@@ -224,9 +224,9 @@ class _Core:
         addr: Address,
         data: Buffer,
         header: Buffer,
-        identity: Optional[bytes] = None,
+        identity: bytes | None = None,
         request: bool = False,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> Future:
         proto, abuf, port = self.resolve(addr)
         if not isinstance(data, bytes):
@@ -257,8 +257,17 @@ class _Core:
             if request and timeout is not None:
                 heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
             rc = lib.ch_bridge_send(
-                self.b, token, proto, abuf, port, header, len(header), data, len(data),
-                ident, flags,
+                self.b,
+                token,
+                proto,
+                abuf,
+                port,
+                header,
+                len(header),
+                data,
+                len(data),
+                ident,
+                flags,
             )
             if rc != 0:
                 del self.pending[token]
@@ -278,6 +287,8 @@ class _Core:
             if n == lib.CH_ECLOSED:
                 break
             if n > 0 and self._dispatch(events, n):
+                break
+            if self.freed:  # closed from this very thread (a finalizer ran here)
                 break
             if self.deadlines:
                 self._expire()
@@ -350,7 +361,7 @@ class _Core:
             arr = self.local.arr = ffi.new("ch_message_t *[]", _BATCH)
         return arr
 
-    def recv_many(self, max_count: int, timeout: Optional[float]) -> list[Message]:
+    def recv_many(self, max_count: int, timeout: float | None) -> list[Message]:
         """Up to max_count messages; waits up to timeout for the first one."""
         out: list[Message] = []
         inbox = self.inbox
@@ -440,7 +451,7 @@ class Node:
     passed too.  Use it as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, config: Optional[Config] = None, **options: Any) -> None:
+    def __init__(self, config: Config | None = None, **options: Any) -> None:
         if config is not None and not isinstance(config, Config):
             raise TypeError(f"config must be a chirp.Config, got {type(config).__name__}")
         if config is None:
@@ -486,9 +497,7 @@ class Node:
         """Send and block until written / acknowledged; raises on failure."""
         self._core.send(address, data, header).result()
 
-    def send_many(
-        self, address: Address, items: Any, header: Buffer = b""
-    ) -> list[Future]:
+    def send_many(self, address: Address, items: Any, header: Buffer = b"") -> list[Future]:
         """Queue many messages to one remote; one Future each."""
         core = self._core
         return [core.send(address, d, header) for d in items]
@@ -508,7 +517,7 @@ class Node:
         address: Address,
         data: Buffer,
         header: Buffer = b"",
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> Future:
         """Send and resolve to the reply (the message with the same identity).
         With a timeout the Future fails with ChirpTimeoutError when no reply came."""
@@ -521,7 +530,7 @@ class Node:
         address: Address,
         data: Buffer,
         header: Buffer = b"",
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> Message:
         """Send and block until the reply arrives (default timeout: 2 x config timeout)."""
         if timeout is None:
@@ -530,12 +539,12 @@ class Node:
 
     # -- receiving -----------------------------------------------------------
 
-    def recv(self, timeout: Optional[float] = None) -> Message:
+    def recv(self, timeout: float | None = None) -> Message:
         """The next message; raises TimeoutError (ChirpTimeoutError) if none
         arrives within timeout seconds (None: wait forever)."""
         return self._core.recv_many(1, _check_timeout(timeout))[0]
 
-    def recv_many(self, max_count: int = 64, timeout: Optional[float] = None) -> list[Message]:
+    def recv_many(self, max_count: int = 64, timeout: float | None = None) -> list[Message]:
         """Up to max_count messages at once, waiting up to timeout for the first."""
         if max_count < 1:
             raise ValueError(f"max_count must be >= 1, got {max_count}")
@@ -574,7 +583,7 @@ class Node:
         return f"<chirp.Node port={self.port} identity={self.identity.hex()} {state}>"
 
 
-def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+def _check_timeout(timeout: float | None) -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
