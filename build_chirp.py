@@ -140,6 +140,9 @@ typedef struct ch_reader {
 void ch_reader_init(ch_reader_t *r, uint32_t max_msg_size);
 int ch_reader_feed(ch_reader_t *r, const uint8_t *in, size_t len, size_t *used);
 void ch_reader_set_payload(ch_reader_t *r, uint8_t *payload);
+
+void ch_alloc_inject(long fail_after, long fail_every);
+long ch_alloc_failures(void);
 """
 
 

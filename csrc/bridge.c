@@ -107,12 +107,12 @@ static int eq_reserve(ch_bridge_t *b, size_t more)
     cap = b->eq_cap ? b->eq_cap : 64;
     while (cap < need)
         cap *= 2;
-    n = malloc(cap * sizeof(*n));
+    n = ch_malloc(cap * sizeof(*n));
     if (n == NULL)
         return CH_ENOMEM;
     for (i = 0; i < b->eq_len; i++)
         n[i] = b->eq[(b->eq_head + i) % b->eq_cap];
-    free(b->eq);
+    ch_free(b->eq);
     b->eq = n;
     b->eq_cap = cap;
     b->eq_head = 0;
@@ -191,7 +191,7 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
     }
     eq_push(b, CH_EV_SEND, status, cmd->token, NULL, detail);
     uv_mutex_unlock(&b->mu);
-    free(cmd);
+    ch_free(cmd);
 }
 
 static void on_node_closed(ch_node_t *node)
@@ -260,14 +260,14 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         errlen = sizeof(dummy);
     }
     *out = NULL;
-    b = calloc(1, sizeof(*b));
+    b = ch_calloc(1, sizeof(*b));
     if (b == NULL) {
         snprintf(err, errlen, "out of memory");
         return CH_ENOMEM;
     }
     b->efd_read = b->efd_write = -1;
     if (uv_loop_init(&b->loop) != 0) {
-        free(b);
+        ch_free(b);
         snprintf(err, errlen, "cannot create the event loop");
         return CH_ENOMEM;
     }
@@ -297,8 +297,8 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         uv_cond_destroy(&b->cv_msg);
         uv_cond_destroy(&b->cv_ev);
         uv_mutex_destroy(&b->mu);
-        free(b->eq);
-        free(b);
+        ch_free(b->eq);
+        ch_free(b);
         return rc;
     }
     b->port = ch_node_port(b->node);
@@ -370,7 +370,7 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     if (header_len > 0xffff || data_len > 0xffffffffu ||
         (ip_protocol != 4 && ip_protocol != 6))
         return CH_EINVAL;
-    cmd = malloc(sizeof(*cmd) + header_len + data_len);
+    cmd = ch_malloc(sizeof(*cmd) + header_len + data_len);
     if (cmd == NULL)
         return CH_ENOMEM;
     ch_send_init(&cmd->send);
@@ -395,7 +395,7 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     uv_mutex_lock(&b->mu);
     if (b->closing) {
         uv_mutex_unlock(&b->mu);
-        free(cmd);
+        ch_free(cmd);
         return CH_ECLOSED;
     }
     if (identity != NULL && (flags & CH_SEND_IDENTITY)) {
@@ -413,7 +413,7 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     if (rc == CH_OK && (flags & CH_SEND_REQUEST)) {
         if (b->nreqs == b->reqs_cap) {
             size_t cap = b->reqs_cap ? b->reqs_cap * 2 : 16;
-            ch_pending_req_t *n = realloc(b->reqs, cap * sizeof(*n));
+            ch_pending_req_t *n = ch_realloc(b->reqs, cap * sizeof(*n));
             if (n == NULL) {
                 b->eq_reserved -= 2;
                 rc = CH_ENOMEM;
@@ -431,7 +431,7 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     }
     if (rc != CH_OK) {
         uv_mutex_unlock(&b->mu);
-        free(cmd);
+        ch_free(cmd);
         return rc;
     }
     wake = b->cmd_head == NULL && b->rel_head == NULL;
@@ -570,7 +570,7 @@ void ch_bridge_free(ch_bridge_t *b)
     /* Commands that raced with close never reached the node. */
     for (c = b->cmd_head; c != NULL;) {
         ch_bcmd_t *next = c->next;
-        free(c);
+        ch_free(c);
         c = next;
     }
     ch_node_free(b->node);
@@ -582,7 +582,7 @@ void ch_bridge_free(ch_bridge_t *b)
         close(b->efd_read);
     if (b->efd_write >= 0 && b->efd_write != b->efd_read)
         close(b->efd_write);
-    free(b->eq);
-    free(b->reqs);
-    free(b);
+    ch_free(b->eq);
+    ch_free(b->reqs);
+    ch_free(b);
 }

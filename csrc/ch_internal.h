@@ -129,6 +129,12 @@ struct ch_node {
     uint64_t noop_ms;
 };
 
+/* alloc.c */
+void *ch_malloc(size_t size);
+void *ch_calloc(size_t n, size_t size);
+void *ch_realloc(void *p, size_t size);
+void ch_free(void *p);
+
 /* node.c */
 uint64_t ch_now(ch_node_t *node);
 void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE]);

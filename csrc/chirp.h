@@ -221,6 +221,15 @@ void ch_bridge_close(ch_bridge_t *b);
 /* Free a closed bridge; messages not released become invalid. */
 void ch_bridge_free(ch_bridge_t *b);
 
+/* ----------------------------------------------------------------- testing */
+
+/* Make the core's allocations fail: every call after fail_after calls
+ * (-1: off) and every fail_every-th call (0: off); counters restart.
+ * ch_alloc_inject(-1, 0) turns it off. */
+void ch_alloc_inject(long fail_after, long fail_every);
+/* Allocations failed on purpose since the last ch_alloc_inject(). */
+long ch_alloc_failures(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,7 +42,7 @@ static ch_conn_t *conn_new(ch_node_t *node)
     size_t size = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) +
                   IOV_CAP * sizeof(uv_buf_t) + nslots * CH_INLINE_SIZE +
                   rsize;
-    uint8_t *mem = calloc(1, size);
+    uint8_t *mem = ch_calloc(1, size);
     ch_conn_t *c;
     size_t i;
     if (mem == NULL)
@@ -89,7 +89,7 @@ void ch_conn_free(ch_conn_t *c)
         if (m->buf_ != NULL &&
             (m->buf_ < c->inline_bufs ||
              m->buf_ >= c->inline_bufs + (size_t)c->nslots * CH_INLINE_SIZE))
-            free(m->buf_);
+            ch_free(m->buf_);
         m->buf_ = NULL;
     }
     if (c->cprev != NULL)
@@ -101,7 +101,7 @@ void ch_conn_free(ch_conn_t *c)
     node->nconns--;
     if (c->remote != NULL)
         c->remote->nconns--;
-    free(c);
+    ch_free(c);
 }
 
 static void maybe_free(ch_conn_t *c)
@@ -166,7 +166,7 @@ void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
     if (m->buf_ != NULL &&
         (m->buf_ < c->inline_bufs ||
          m->buf_ >= c->inline_bufs + (size_t)c->nslots * CH_INLINE_SIZE))
-        free(m->buf_);
+        ch_free(m->buf_);
     m->buf_ = NULL;
     m->state_ = CH_MS_FREE;
     c->slots_busy--;
@@ -260,7 +260,7 @@ static void process(ch_conn_t *c)
             if (rd->payload_len <= CH_INLINE_SIZE) {
                 m->buf_ = c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE;
             } else {
-                m->buf_ = malloc(rd->payload_len);
+                m->buf_ = ch_malloc(rd->payload_len);
                 if (m->buf_ == NULL) {
                     ch_conn_slot_free(c, m);
                     ch_conn_close(c, CH_ENOMEM,
@@ -453,6 +453,11 @@ int ch_conn_connect(ch_node_t *node, ch_remote_t *r)
     return CH_OK;
 }
 
+static void close_and_free(uv_handle_t *h)
+{
+    ch_free(h);
+}
+
 void ch_conn_accept(ch_node_t *node, uv_stream_t *server)
 {
     struct sockaddr_storage ss;
@@ -460,14 +465,12 @@ void ch_conn_accept(ch_node_t *node, uv_stream_t *server)
     ch_conn_t *c = conn_new(node);
     if (c == NULL) {
         /* Accept and drop, so the backlog does not fill. */
-        uv_tcp_t *tmp = malloc(sizeof(*tmp));
+        uv_tcp_t *tmp = ch_malloc(sizeof(*tmp));
         if (tmp != NULL && uv_tcp_init(node->loop, tmp) == 0) {
-            if (uv_accept(server, (uv_stream_t *)tmp) == 0)
-                uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
-            else
-                uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+            uv_accept(server, (uv_stream_t *)tmp);
+            uv_close((uv_handle_t *)tmp, close_and_free);
         } else {
-            free(tmp);
+            ch_free(tmp);
         }
         return;
     }

@@ -276,15 +276,15 @@ int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
     rc = ch_config_check(config, err, errlen);
     if (rc != CH_OK)
         return rc;
-    node = calloc(1, sizeof(*node));
+    node = ch_calloc(1, sizeof(*node));
     if (node == NULL) {
         snprintf(err, errlen, "out of memory allocating the node");
         return CH_ENOMEM;
     }
     node->nbuckets = 64;
-    node->buckets = calloc(node->nbuckets, sizeof(*node->buckets));
+    node->buckets = ch_calloc(node->nbuckets, sizeof(*node->buckets));
     if (node->buckets == NULL) {
-        free(node);
+        ch_free(node);
         snprintf(err, errlen, "out of memory allocating the node");
         return CH_ENOMEM;
     }
@@ -359,8 +359,8 @@ fail:
         close_handle(node, (uv_handle_t *)&node->listen6);
     while (node->handles_open > 0)
         uv_run(loop, UV_RUN_ONCE);
-    free(node->buckets);
-    free(node);
+    ch_free(node->buckets);
+    ch_free(node);
     return rc == CH_OK ? CH_EADDR : rc;
 }
 
@@ -409,7 +409,7 @@ void ch_node_release(ch_node_t *node, ch_message_t *msg)
                               msg->buf_ >= conn->inline_bufs +
                                                (size_t)conn->nslots *
                                                    CH_INLINE_SIZE))
-        free(msg->buf_);
+        ch_free(msg->buf_);
     msg->buf_ = NULL;
     msg->header = msg->data = NULL;
     if ((msg->type & CH_MSG_REQ_ACK) && conn->state == CH_CS_READY) {
@@ -461,6 +461,6 @@ void ch_node_free(ch_node_t *node)
         ch_conn_free(c);
     }
     ch_remotes_free(node);
-    free(node->buckets);
-    free(node);
+    ch_free(node->buckets);
+    ch_free(node);
 }

@@ -60,7 +60,7 @@ static size_t remote_hash(uint8_t proto, const uint8_t *addr, uint16_t port)
 static void grow(ch_node_t *node)
 {
     size_t n = node->nbuckets * 2, i;
-    ch_remote_t **b = calloc(n, sizeof(*b));
+    ch_remote_t **b = ch_calloc(n, sizeof(*b));
     if (b == NULL)
         return; /* keep the old table: slower, still correct */
     for (i = 0; i < node->nbuckets; i++) {
@@ -72,7 +72,7 @@ static void grow(ch_node_t *node)
             b[k] = r;
         }
     }
-    free(node->buckets);
+    ch_free(node->buckets);
     node->buckets = b;
     node->nbuckets = n;
 }
@@ -89,7 +89,7 @@ ch_remote_t *ch_remote_get(ch_node_t *node, uint8_t proto,
             return r;
     if (!create)
         return NULL;
-    r = calloc(1, sizeof(*r));
+    r = ch_calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
     r->ip_protocol = proto;
@@ -121,7 +121,7 @@ void ch_remote_gc(ch_node_t *node)
                 r->queue.len == 0 && r->inflight.len == 0) {
                 *pp = r->hnext;
                 node->nremotes--;
-                free(r);
+                ch_free(r);
             } else {
                 pp = &r->hnext;
             }
@@ -136,7 +136,7 @@ void ch_remotes_free(ch_node_t *node)
         ch_remote_t *r, *next;
         for (r = node->buckets[i]; r != NULL; r = next) {
             next = r->hnext;
-            free(r);
+            ch_free(r);
         }
         node->buckets[i] = NULL;
     }
