@@ -69,6 +69,7 @@ struct ch_conn {
     int writing;
     int stalled;
     int encrypted;
+    int draining; /* node closing: close once the queued ACKs are out */
     ch_remote_t *remote;
     uint8_t ip_protocol;
     uint8_t address[16];
@@ -116,6 +117,8 @@ struct ch_node {
     int has6;
     uv_timer_t timer;
     int closing;
+    int timer_closed;
+    uint64_t drain_deadline;
     int handles_open;
     ch_remote_t **buckets;
     size_t nbuckets;
@@ -139,6 +142,7 @@ void ch_free(void *p);
 uint64_t ch_now(ch_node_t *node);
 void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE]);
 void ch_node_handle_closed(ch_node_t *node);
+void ch_node_check_drained(ch_node_t *node);
 
 /* remote.c */
 ch_remote_t *ch_remote_get(ch_node_t *node, uint8_t ip_protocol,

@@ -157,6 +157,8 @@ void ch_conn_close(ch_conn_t *c, int status, const char *detail)
             ch_remote_fail_queue(r, status == CH_OK ? CH_ECONN : status,
                                  c->close_detail);
     }
+    if (c->node->closing)
+        ch_node_check_drained(c->node);
 }
 
 void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)

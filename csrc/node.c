@@ -178,6 +178,16 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = ch_now(node);
     ch_conn_t *c, *next;
     size_t i;
+    if (node->closing) {
+        for (c = node->conns; c != NULL; c = next) {
+            next = c->cnext;
+            if (c->draining && c->state != CH_CS_CLOSING &&
+                now >= node->drain_deadline)
+                ch_conn_close(c, CH_ECLOSED, "node closed");
+        }
+        ch_node_check_drained(node);
+        return;
+    }
     for (i = 0; i < node->nbuckets; i++) {
         ch_remote_t *r, *rn;
         for (r = node->buckets[i]; r != NULL; r = rn) {
@@ -426,6 +436,20 @@ void ch_node_release(ch_node_t *node, ch_message_t *msg)
     ch_conn_slot_free(conn, msg);
 }
 
+/* Close the timer once every connection is closing: the last handle. */
+void ch_node_check_drained(ch_node_t *node)
+{
+    ch_conn_t *c;
+    if (!node->closing || node->timer_closed)
+        return;
+    for (c = node->conns; c != NULL; c = c->cnext)
+        if (c->state != CH_CS_CLOSING)
+            return;
+    node->timer_closed = 1;
+    uv_timer_stop(&node->timer);
+    close_handle(node, (uv_handle_t *)&node->timer);
+}
+
 void ch_node_close(ch_node_t *node, ch_closed_cb on_closed)
 {
     ch_conn_t *c, *next;
@@ -434,21 +458,26 @@ void ch_node_close(ch_node_t *node, ch_closed_cb on_closed)
         return;
     node->closing = 1;
     node->on_closed = on_closed;
-    uv_timer_stop(&node->timer);
-    close_handle(node, (uv_handle_t *)&node->timer);
+    node->drain_deadline = ch_now(node) + node->timeout_ms;
     if (node->has4)
         close_handle(node, (uv_handle_t *)&node->listen4);
     if (node->has6)
         close_handle(node, (uv_handle_t *)&node->listen6);
-    for (c = node->conns; c != NULL; c = next) {
-        next = c->cnext;
-        ch_conn_close(c, CH_ECLOSED, "node closed");
-    }
     for (i = 0; i < node->nbuckets; i++) {
         ch_remote_t *r;
         for (r = node->buckets[i]; r != NULL; r = r->hnext)
             ch_remote_fail_queue(r, CH_ECLOSED, "node closed");
     }
+    /* ACKs of released messages still go out (bounded by the timeout),
+     * so a synchronous sender learns that they were delivered. */
+    for (c = node->conns; c != NULL; c = next) {
+        next = c->cnext;
+        if (c->state == CH_CS_READY && (c->writing || c->ack_head != NULL))
+            c->draining = 1;
+        else
+            ch_conn_close(c, CH_ECLOSED, "node closed");
+    }
+    ch_node_check_drained(node);
 }
 
 void ch_node_free(ch_node_t *node)

@@ -84,6 +84,8 @@ static void on_write(uv_write_t *req, int status)
     for (i = 0; i < nacks; i++)
         ch_conn_slot_free(c, acks[i]);
     ch_writer_flush(c);
+    if (c->draining && !c->writing && c->state != CH_CS_CLOSING)
+        ch_conn_close(c, CH_ECLOSED, "node closed");
 }
 
 static void add(ch_conn_t *c, int *n, const void *base, size_t len)
