@@ -19,7 +19,7 @@ CDEF = """
 #define CH_HANDSHAKE_SIZE 18
 #define CH_HEADER_SIZE 27
 #define CH_MAX_SLOTS 32
-#define CH_DETAIL_SIZE 128
+#define CH_DETAIL_SIZE 256
 #define CH_MSG_REQ_ACK 1
 #define CH_MSG_ACK 2
 #define CH_MSG_NOOP 4
@@ -89,7 +89,7 @@ typedef struct ch_event {
     int status;
     uint64_t token;
     ch_message_t *msg;
-    char detail[128];
+    char detail[256];
 } ch_event_t;
 
 int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err, size_t errlen);

@@ -36,6 +36,7 @@
 #define CH_CS_HANDSHAKE 1
 #define CH_CS_READY 2
 #define CH_CS_CLOSING 3
+#define CH_CS_TLS 4 /* TLS handshake before the chirp handshake */
 
 typedef struct ch_sendq {
     ch_send_t *head;
@@ -95,6 +96,14 @@ struct ch_conn {
     ch_message_t *wacks[CH_MAX_SLOTS];
     int wacks_n;
     int inflight;
+    /* TLS (tls.c); NULL/0 on plaintext connections */
+    struct ssl_st *ssl;
+    struct bio_st *rbio;
+    struct bio_st *wbio;
+    uint8_t *cbuf; /* ciphertext read buffer */
+    uint8_t *tls_out;
+    size_t tls_out_cap;
+    int tls_done;
     uint8_t hs_out[CH_HANDSHAKE_SIZE];
     uint8_t noop_hdr[CH_HEADER_SIZE];
     uint64_t last_activity;
@@ -126,6 +135,7 @@ struct ch_node {
     ch_conn_t *conns;
     size_t nconns;
     uint64_t rng[2];
+    struct ssl_ctx_st *tls_ctx; /* NULL: no certificate, plaintext only */
     uint64_t timeout_ms;
     uint64_t connect_timeout_ms;
     uint64_t gc_ms;
@@ -166,7 +176,23 @@ void ch_conn_resume(ch_conn_t *conn);
 void ch_conn_free(ch_conn_t *conn);
 int ch_is_loopback(uint8_t ip_protocol, const uint8_t address[16]);
 
+/* tls.c */
+int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
+                   char *err, size_t errlen);
+void ch_tls_ctx_free(struct ssl_ctx_st *ctx);
+int ch_tls_conn_init(ch_conn_t *c, int server);
+void ch_tls_conn_free(ch_conn_t *c);
+int ch_tls_feed(ch_conn_t *c, const uint8_t *data, size_t len);
+int ch_tls_handshake(ch_conn_t *c, char *why, size_t whylen);
+int ch_tls_read(ch_conn_t *c, uint8_t *out, size_t cap, char *why,
+                size_t whylen);
+size_t ch_tls_pending(ch_conn_t *c);
+int ch_tls_write(ch_conn_t *c, const uv_buf_t *bufs, int n);
+int ch_tls_encrypt(ch_conn_t *c, const uv_buf_t *bufs, int n, uv_buf_t *out);
+void ch_tls_shutdown(ch_conn_t *c);
+
 /* writer.c */
+void ch_writer_flush_tls(ch_conn_t *conn);
 void ch_send_complete(ch_send_t *s, int status, const char *detail);
 void ch_writer_flush(ch_conn_t *conn);
 int ch_writer_start(ch_conn_t *conn, uv_buf_t *bufs, int n);

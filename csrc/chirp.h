@@ -26,7 +26,7 @@ extern "C" {
 #define CH_HANDSHAKE_SIZE 18
 #define CH_HEADER_SIZE 27
 #define CH_MAX_SLOTS 32
-#define CH_DETAIL_SIZE 128
+#define CH_DETAIL_SIZE 256
 
 /* Message type bits (wire byte 26). */
 #define CH_MSG_REQ_ACK 1

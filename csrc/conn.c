@@ -13,6 +13,8 @@
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void pump(ch_conn_t *c);
+static void on_tls_read(ch_conn_t *c, const uint8_t *data, size_t len);
 
 int ch_is_loopback(uint8_t proto, const uint8_t a[16])
 {
@@ -39,9 +41,10 @@ static ch_conn_t *conn_new(ch_node_t *node)
 {
     size_t nslots = (size_t)node->cfg.max_slots;
     size_t rsize = node->cfg.buffer_size;
+    size_t csize = node->tls_ctx != NULL ? rsize : 0;
     size_t size = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) +
                   IOV_CAP * sizeof(uv_buf_t) + nslots * CH_INLINE_SIZE +
-                  rsize;
+                  rsize + csize;
     uint8_t *mem = ch_calloc(1, size);
     ch_conn_t *c;
     size_t i;
@@ -58,6 +61,8 @@ static ch_conn_t *conn_new(ch_node_t *node)
     mem += nslots * CH_INLINE_SIZE;
     c->rbuf = mem;
     c->rbuf_size = rsize;
+    mem += rsize;
+    c->cbuf = csize > 0 ? mem : NULL;
     c->nslots = (int)nslots;
     for (i = 0; i < nslots; i++) {
         c->slots[i].conn_ = c;
@@ -101,6 +106,7 @@ void ch_conn_free(ch_conn_t *c)
     node->nconns--;
     if (c->remote != NULL)
         c->remote->nconns--;
+    ch_tls_conn_free(c);
     ch_free(c);
 }
 
@@ -144,6 +150,8 @@ void ch_conn_close(ch_conn_t *c, int status, const char *detail)
         snprintf(c->close_detail, sizeof(c->close_detail), "%s", detail);
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->ssl != NULL)
+        ch_tls_shutdown(c);
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_close);
     if (r != NULL) {
@@ -242,14 +250,14 @@ static void deliver(ch_conn_t *c, ch_message_t *m)
 }
 
 /* Parse what is in the read buffer; stop when every slot is taken. */
-static void process(ch_conn_t *c)
+static int process(ch_conn_t *c)
 {
     ch_reader_t *rd = &c->reader;
     for (;;) {
         size_t used;
         int ev;
         if (c->state == CH_CS_CLOSING)
-            return;
+            return 0;
         if (rd->state == CH_RS_PAYLOAD_WAIT) {
             ch_message_t *m = take_slot(c);
             if (m == NULL) {
@@ -257,7 +265,7 @@ static void process(ch_conn_t *c)
                     c->stalled = 1;
                     uv_read_stop((uv_stream_t *)&c->tcp);
                 }
-                return;
+                return 0;
             }
             if (rd->payload_len <= CH_INLINE_SIZE) {
                 m->buf_ = c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE;
@@ -267,7 +275,7 @@ static void process(ch_conn_t *c)
                     ch_conn_slot_free(c, m);
                     ch_conn_close(c, CH_ENOMEM,
                                   "out of memory for a large message");
-                    return;
+                    return 0;
                 }
             }
             c->cur = m;
@@ -287,7 +295,7 @@ static void process(ch_conn_t *c)
         case CH_RD_HEADER:
             if (c->state != CH_CS_READY) {
                 ch_conn_close(c, CH_EPROTO, "message before handshake");
-                return;
+                return 0;
             }
             break;
         case CH_RD_CONTROL:
@@ -304,12 +312,38 @@ static void process(ch_conn_t *c)
             ch_conn_close(c, rd->error == CH_EMSGSIZE ? CH_EMSGSIZE
                                                       : CH_EPROTO,
                           why);
-            return;
+            return 0;
         }
         }
     }
     c->rpos = c->rlen = 0;
-    if (c->stalled) {
+    return 1;
+}
+
+/* Parse everything available (plaintext, or what TLS decrypts), then make
+ * sure the connection reads again unless every slot is taken. */
+static void pump(ch_conn_t *c)
+{
+    for (;;) {
+        char why[CH_DETAIL_SIZE];
+        int n;
+        if (!process(c))
+            return;
+        if (c->ssl == NULL)
+            break;
+        n = ch_tls_read(c, c->rbuf, c->rbuf_size, why, sizeof(why));
+        if (n < 0) {
+            ch_conn_close(c, n, why);
+            return;
+        }
+        if (n == 0)
+            break;
+        c->rpos = 0;
+        c->rlen = (size_t)n;
+    }
+    if (c->ssl != NULL)
+        ch_writer_flush_tls(c);
+    if (c->stalled && c->state != CH_CS_CLOSING) {
         c->stalled = 0;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
@@ -317,7 +351,7 @@ static void process(ch_conn_t *c)
 
 void ch_conn_resume(ch_conn_t *c)
 {
-    process(c);
+    pump(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -325,6 +359,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     ch_conn_t *c = h->data;
     uint32_t missing = ch_reader_payload_missing(&c->reader);
     (void)suggested;
+    if (c->ssl != NULL) {
+        buf->base = (char *)c->cbuf;
+        buf->len = c->rbuf_size;
+        return;
+    }
     if (missing >= CH_DIRECT_READ && c->rpos == c->rlen && c->cur != NULL) {
         /* Read a big payload straight into the message buffer. */
         buf->base = (char *)c->reader.payload + c->reader.payload_have;
@@ -351,6 +390,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->last_activity = ch_now(c->node);
+    if (c->ssl != NULL) {
+        on_tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
     if (buf->base != (char *)c->rbuf) {
         ch_reader_payload_advance(&c->reader, (uint32_t)nread);
         c->rpos = c->rlen = 0;
@@ -358,21 +401,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->rpos = 0;
         c->rlen = (size_t)nread;
     }
-    process(c);
+    pump(c);
 }
 
-static void start_handshake(ch_conn_t *c)
+static void start_handshake(ch_conn_t *c, int start_reading)
 {
     ch_node_t *node = c->node;
     uv_buf_t b;
     int rc;
+    if (c->state != CH_CS_TLS)
+        c->deadline = ch_now(node) + node->connect_timeout_ms;
     c->state = CH_CS_HANDSHAKE;
-    c->deadline = ch_now(node) + node->connect_timeout_ms;
     uv_tcp_nodelay(&c->tcp, 1);
     ch_wire_encode_handshake(c->hs_out, node->port, node->identity);
     b = uv_buf_init((char *)c->hs_out, CH_HANDSHAKE_SIZE);
-    rc = ch_writer_start(c, &b, 1);
-    if (rc == 0)
+    if (c->ssl != NULL) {
+        /* A TLS flight may still be being written: queue it behind. */
+        rc = ch_tls_write(c, &b, 1) == CH_OK ? 0 : UV_EPROTO;
+        if (rc == 0)
+            ch_writer_flush_tls(c);
+    } else {
+        rc = ch_writer_start(c, &b, 1);
+    }
+    if (rc == 0 && start_reading)
         rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc < 0) {
         char why[CH_DETAIL_SIZE];
@@ -381,10 +432,73 @@ static void start_handshake(ch_conn_t *c)
     }
 }
 
-static int plaintext_allowed(ch_conn_t *c)
+/* TLS unless disabled or the peer is exactly 127.0.0.1 / ::1.  Returns 0
+ * when the connection may go on, or closes it and returns -1. */
+static int choose_encryption(ch_conn_t *c)
 {
-    return c->node->cfg.disable_encryption ||
-           ch_is_loopback(c->ip_protocol, c->address);
+    c->encrypted = !c->node->cfg.disable_encryption &&
+                   !ch_is_loopback(c->ip_protocol, c->address);
+    if (c->encrypted && c->node->tls_ctx == NULL) {
+        ch_conn_close(c, CH_ETLS,
+                      "peer is not loopback, so the connection must be "
+                      "encrypted, but no cert_chain_pem is configured "
+                      "(or set disable_encryption)");
+        return -1;
+    }
+    return 0;
+}
+
+static void tls_step(ch_conn_t *c)
+{
+    char why[CH_DETAIL_SIZE];
+    int rc = ch_tls_handshake(c, why, sizeof(why));
+    if (rc < 0) {
+        ch_writer_flush_tls(c); /* the alert, if the socket takes it */
+        ch_conn_close(c, CH_ETLS, why);
+        return;
+    }
+    if (rc == 1) {
+        start_handshake(c, 0); /* the chirp handshake, encrypted */
+        if (c->state == CH_CS_HANDSHAKE)
+            pump(c); /* data that came with the last handshake flight */
+        return;
+    }
+    ch_writer_flush_tls(c);
+}
+
+static void start_tls(ch_conn_t *c, int server)
+{
+    int rc;
+    c->state = CH_CS_TLS;
+    c->deadline = ch_now(c->node) + c->node->connect_timeout_ms;
+    uv_tcp_nodelay(&c->tcp, 1);
+    rc = ch_tls_conn_init(c, server);
+    if (rc != CH_OK) {
+        ch_conn_close(c, rc, "cannot set up TLS for the connection");
+        return;
+    }
+    rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "read: %s", uv_strerror(rc));
+        ch_conn_close(c, CH_ECONN, why);
+        return;
+    }
+    if (!server)
+        tls_step(c); /* ClientHello */
+}
+
+static void on_tls_read(ch_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (ch_tls_feed(c, data, len) != CH_OK) {
+        ch_conn_close(c, CH_ENOMEM, "out of memory buffering TLS input");
+        return;
+    }
+    if (c->state == CH_CS_TLS) {
+        tls_step(c);
+        return;
+    }
+    pump(c);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -400,7 +514,10 @@ static void on_connect(uv_connect_t *req, int status)
                       why);
         return;
     }
-    start_handshake(c);
+    if (c->encrypted)
+        start_tls(c, 0);
+    else
+        start_handshake(c, 1);
 }
 
 int ch_conn_connect(ch_node_t *node, ch_remote_t *r)
@@ -426,13 +543,8 @@ int ch_conn_connect(ch_node_t *node, ch_remote_t *r)
         return CH_ECONN;
     }
     node->handles_open++;
-    if (!plaintext_allowed(c)) {
-        ch_conn_close(c, CH_ETLS,
-                      "peer is not loopback and encryption is required, "
-                      "but this build has no TLS yet: set "
-                      "disable_encryption");
+    if (choose_encryption(c) != 0)
         return CH_OK;
-    }
     memset(&ss, 0, sizeof(ss));
     if (r->ip_protocol == 6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
@@ -508,13 +620,12 @@ void ch_conn_accept(ch_node_t *node, uv_stream_t *server)
         memcpy(c->address, &a->sin_addr, 4);
         c->peer_port = ntohs(a->sin_port);
     }
-    if (!plaintext_allowed(c)) {
-        ch_conn_close(c, CH_ETLS,
-                      "peer is not loopback and encryption is required, "
-                      "but this build has no TLS yet");
+    if (choose_encryption(c) != 0)
         return;
-    }
-    start_handshake(c);
+    if (c->encrypted)
+        start_tls(c, 1);
+    else
+        start_handshake(c, 1);
 }
 
 void ch_conn_tick(ch_conn_t *c, uint64_t now)
@@ -525,9 +636,9 @@ void ch_conn_tick(ch_conn_t *c, uint64_t now)
     if (c->state != CH_CS_READY) {
         if (now >= c->deadline)
             ch_conn_close(c, CH_ETIMEDOUT,
-                          c->state == CH_CS_CONNECTING
-                              ? "connect timed out"
-                              : "handshake timed out");
+                          c->state == CH_CS_CONNECTING ? "connect timed out"
+                          : c->state == CH_CS_TLS ? "TLS handshake timed out"
+                                                  : "handshake timed out");
         return;
     }
     if (c->writing && c->wcount > 0 && now >= c->wmsgs[0]->deadline_) {

@@ -323,6 +323,15 @@ int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
         memcpy(node->identity, config->identity, CH_ID_SIZE);
     else
         ch_random_id(node, node->identity);
+    if (!config->disable_encryption && config->cert_chain_pem != NULL) {
+        /* Certificate and key problems surface here, not at a send. */
+        rc = ch_tls_ctx_new(config, &node->tls_ctx, err, errlen);
+        if (rc != CH_OK) {
+            ch_free(node->buckets);
+            ch_free(node);
+            return rc;
+        }
+    }
 
     if (config->bind_v4[0] != '\0') {
         rc = listen_on(node, &node->listen4, config->bind_v4, 0, err, errlen);
@@ -369,6 +378,7 @@ fail:
         close_handle(node, (uv_handle_t *)&node->listen6);
     while (node->handles_open > 0)
         uv_run(loop, UV_RUN_ONCE);
+    ch_tls_ctx_free(node->tls_ctx);
     ch_free(node->buckets);
     ch_free(node);
     return rc == CH_OK ? CH_EADDR : rc;
@@ -490,6 +500,7 @@ void ch_node_free(ch_node_t *node)
         ch_conn_free(c);
     }
     ch_remotes_free(node);
+    ch_tls_ctx_free(node->tls_ctx);
     ch_free(node->buckets);
     ch_free(node);
 }

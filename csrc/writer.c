@@ -23,7 +23,16 @@ static void on_write(uv_write_t *req, int status);
 
 int ch_writer_start(ch_conn_t *c, uv_buf_t *bufs, int n)
 {
+    uv_buf_t cipher;
     int rc;
+    if (c->ssl != NULL) {
+        /* Encrypt the whole batch into one buffer, then write that. */
+        rc = ch_tls_encrypt(c, bufs, n, &cipher);
+        if (rc != CH_OK)
+            return rc == CH_ENOMEM ? UV_ENOMEM : UV_EPROTO;
+        bufs = &cipher;
+        n = 1;
+    }
     c->writing = 1;
     rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, (unsigned)n,
                   on_write);
@@ -84,6 +93,7 @@ static void on_write(uv_write_t *req, int status)
     for (i = 0; i < nacks; i++)
         ch_conn_slot_free(c, acks[i]);
     ch_writer_flush(c);
+    ch_writer_flush_tls(c);
     if (c->draining && !c->writing && c->state != CH_CS_CLOSING)
         ch_conn_close(c, CH_ECLOSED, "node closed");
 }
@@ -159,6 +169,20 @@ void ch_writer_flush(ch_conn_t *c)
     if (n == 0)
         return;
     rc = ch_writer_start(c, c->iov, n);
+    if (rc < 0) {
+        c->writing = 1;
+        on_write(&c->wreq, rc);
+    }
+}
+
+/* Write TLS output that no batch carried (handshake, alerts, tickets). */
+void ch_writer_flush_tls(ch_conn_t *c)
+{
+    int rc;
+    if (c->ssl == NULL || c->writing || c->state == CH_CS_CLOSING ||
+        ch_tls_pending(c) == 0)
+        return;
+    rc = ch_writer_start(c, NULL, 0);
     if (rc < 0) {
         c->writing = 1;
         on_write(&c->wreq, rc);

@@ -1,0 +1,275 @@
+/* tls.c - TLS with OpenSSL over memory BIOs, kept apart from the message
+ * core: conn.c feeds received ciphertext in and takes plaintext out; the
+ * writer hands plaintext buffers over and gets one ciphertext buffer back.
+ * Nothing here blocks; the loop stays non-blocking. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "ch_internal.h"
+
+/* The first queued OpenSSL error as text ("" if none); clears the queue. */
+static void last_error(char *out, size_t len)
+{
+    unsigned long e = ERR_get_error();
+    out[0] = '\0';
+    if (e != 0) {
+        const char *reason = ERR_reason_error_string(e);
+        if (reason != NULL)
+            snprintf(out, len, "%s", reason);
+        else
+            ERR_error_string_n(e, out, len);
+    }
+    ERR_clear_error();
+}
+
+#define CTX_FAIL(...)                                                       \
+    do {                                                                    \
+        char ossl_[160];                                                    \
+        char what_[CH_DETAIL_SIZE];                                         \
+        last_error(ossl_, sizeof(ossl_));                                   \
+        snprintf(what_, sizeof(what_), __VA_ARGS__);                        \
+        snprintf(err, errlen, "%s%s%s", what_, ossl_[0] ? ": " : "",       \
+                 ossl_);                                                    \
+        SSL_CTX_free(ctx);                                                  \
+        return CH_ETLS;                                                     \
+    } while (0)
+
+int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
+                   char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+    const char *chain = cfg->cert_chain_pem;
+    *out = NULL;
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "cannot create the TLS context");
+        return CH_ETLS;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        CTX_FAIL("cannot require TLS 1.2");
+    /* libchirp's layout: own certificate, CA certificate(s), private key;
+     * the same file is the trust store. */
+    if (SSL_CTX_use_certificate_chain_file(ctx, chain) != 1)
+        CTX_FAIL("cert_chain_pem '%s': cannot load the certificate chain",
+                 chain);
+    if (SSL_CTX_use_PrivateKey_file(ctx, chain, SSL_FILETYPE_PEM) != 1)
+        CTX_FAIL("cert_chain_pem '%s': cannot load the private key", chain);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        CTX_FAIL("cert_chain_pem '%s': the private key does not match the "
+                 "certificate",
+                 chain);
+    if (SSL_CTX_load_verify_locations(ctx, chain, NULL) != 1)
+        CTX_FAIL("cert_chain_pem '%s': cannot load the CA certificates",
+                 chain);
+    if (cfg->dh_params_pem != NULL) {
+        BIO *bio = BIO_new_file(cfg->dh_params_pem, "r");
+        EVP_PKEY *dh = NULL;
+        if (bio != NULL) {
+            dh = PEM_read_bio_Parameters(bio, NULL);
+            BIO_free(bio);
+        }
+        if (dh == NULL)
+            CTX_FAIL("dh_params_pem '%s': cannot load DH parameters",
+                     cfg->dh_params_pem);
+        if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
+            EVP_PKEY_free(dh);
+            CTX_FAIL("dh_params_pem '%s': DH parameters refused",
+                     cfg->dh_params_pem);
+        }
+    } else {
+        SSL_CTX_set_dh_auto(ctx, 1);
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    *out = ctx;
+    return CH_OK;
+}
+
+void ch_tls_ctx_free(struct ssl_ctx_st *ctx)
+{
+    SSL_CTX_free(ctx);
+}
+
+int ch_tls_conn_init(ch_conn_t *c, int server)
+{
+    SSL *ssl = SSL_new(c->node->tls_ctx);
+    BIO *rbio, *wbio;
+    if (ssl == NULL)
+        return CH_ENOMEM;
+    rbio = BIO_new(BIO_s_mem());
+    wbio = BIO_new(BIO_s_mem());
+    if (rbio == NULL || wbio == NULL) {
+        BIO_free(rbio);
+        BIO_free(wbio);
+        SSL_free(ssl);
+        return CH_ENOMEM;
+    }
+    BIO_set_mem_eof_return(rbio, -1); /* empty means "want more" */
+    SSL_set_bio(ssl, rbio, wbio);
+    if (server)
+        SSL_set_accept_state(ssl);
+    else
+        SSL_set_connect_state(ssl);
+    c->ssl = ssl;
+    c->rbio = rbio;
+    c->wbio = wbio;
+    return CH_OK;
+}
+
+void ch_tls_conn_free(ch_conn_t *c)
+{
+    if (c->ssl != NULL)
+        SSL_free(c->ssl); /* frees both BIOs */
+    c->ssl = NULL;
+    c->rbio = c->wbio = NULL;
+    ch_free(c->tls_out);
+    c->tls_out = NULL;
+    c->tls_out_cap = 0;
+}
+
+int ch_tls_feed(ch_conn_t *c, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        int n = BIO_write(c->rbio, data, len > 0x40000000 ? 0x40000000
+                                                          : (int)len);
+        if (n <= 0)
+            return CH_ENOMEM;
+        data += n;
+        len -= (size_t)n;
+    }
+    return CH_OK;
+}
+
+/* Why a handshake or read failed, as precise as OpenSSL lets us be. */
+static void failure(ch_conn_t *c, const char *what, char *out, size_t len)
+{
+    char ossl[160];
+    long vr = SSL_get_verify_result(c->ssl);
+    last_error(ossl, sizeof(ossl));
+    if (vr != X509_V_OK)
+        snprintf(out, len, "%s: certificate verify failed: %s", what,
+                 X509_verify_cert_error_string(vr));
+    else if (ossl[0] != '\0')
+        snprintf(out, len, "%s: %s", what, ossl);
+    else
+        snprintf(out, len, "%s: connection closed during TLS", what);
+}
+
+int ch_tls_handshake(ch_conn_t *c, char *why, size_t whylen)
+{
+    int rc, e;
+    ERR_clear_error();
+    rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        c->tls_done = 1;
+        return 1;
+    }
+    e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 0;
+    failure(c, "TLS handshake failed", why, whylen);
+    return CH_ETLS;
+}
+
+int ch_tls_read(ch_conn_t *c, uint8_t *out, size_t cap, char *why,
+                size_t whylen)
+{
+    int n, e;
+    ERR_clear_error();
+    n = SSL_read(c->ssl, out, cap > 0x40000000 ? 0x40000000 : (int)cap);
+    if (n > 0)
+        return n;
+    e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 0;
+    if (e == SSL_ERROR_ZERO_RETURN) {
+        snprintf(why, whylen, "connection closed by peer (TLS close)");
+        return CH_ECONN;
+    }
+    failure(c, "TLS error", why, whylen);
+    return CH_ETLS;
+}
+
+size_t ch_tls_pending(ch_conn_t *c)
+{
+    return c->wbio != NULL ? BIO_ctrl_pending(c->wbio) : 0;
+}
+
+int ch_tls_write(ch_conn_t *c, const uv_buf_t *bufs, int n)
+{
+    int i;
+    ERR_clear_error();
+    for (i = 0; i < n; i++) {
+        const char *p = bufs[i].base;
+        size_t left = bufs[i].len;
+        while (left > 0) {
+            int chunk = left > 0x40000000 ? 0x40000000 : (int)left;
+            int w = SSL_write(c->ssl, p, chunk);
+            if (w <= 0)
+                return CH_ETLS;
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    return CH_OK;
+}
+
+int ch_tls_encrypt(ch_conn_t *c, const uv_buf_t *bufs, int n, uv_buf_t *out)
+{
+    size_t pending;
+    int rc = ch_tls_write(c, bufs, n);
+    if (rc != CH_OK)
+        return rc;
+    pending = BIO_ctrl_pending(c->wbio);
+    if (pending > c->tls_out_cap) {
+        size_t cap = c->tls_out_cap ? c->tls_out_cap : 16384;
+        uint8_t *b;
+        while (cap < pending)
+            cap *= 2;
+        b = ch_malloc(cap);
+        if (b == NULL)
+            return CH_ENOMEM;
+        ch_free(c->tls_out);
+        c->tls_out = b;
+        c->tls_out_cap = cap;
+    }
+    if (pending > 0 && BIO_read(c->wbio, c->tls_out, (int)pending) !=
+                           (int)pending)
+        return CH_ETLS;
+    *out = uv_buf_init((char *)c->tls_out, (unsigned)pending);
+    return CH_OK;
+}
+
+void ch_tls_shutdown(ch_conn_t *c)
+{
+    size_t pending;
+    if (c->ssl == NULL || !c->tls_done)
+        return;
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+    pending = BIO_ctrl_pending(c->wbio);
+    if (pending > 0 && pending <= 4096 && !c->writing) {
+        char buf[4096];
+        uv_buf_t b;
+        if (BIO_read(c->wbio, buf, (int)pending) == (int)pending) {
+            /* Best effort: the close_notify goes out if the socket takes
+             * it right now; we never wait for it. */
+            b = uv_buf_init(buf, (unsigned)pending);
+            uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        }
+    }
+    ERR_clear_error();
+}
