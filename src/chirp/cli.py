@@ -98,6 +98,23 @@ def _demo(args: argparse.Namespace) -> int:
             child.wait()
 
 
+def _pki(args: argparse.Namespace) -> int:
+    """Make a CA and node certificate files (libchirp's layout) in a directory."""
+    from .pki import PKIError, make_pki
+
+    try:
+        paths = make_pki(args.directory, args.name or ["node"], days=args.days)
+    except (PKIError, ValueError) as e:
+        print(f"chirp pki: {e}", file=sys.stderr)
+        return 1
+    for name, path in paths.items():
+        what = {"ca": "CA certificate", "dh": "DH parameters (dh_params_pem)"}.get(
+            name, "node file: certificate, CA, key (cert_chain_pem)"
+        )
+        print(f"{path}  {what}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m chirp`` and the ``chirp`` script."""
     p = argparse.ArgumentParser(prog="chirp", description="chirp message passing")
@@ -106,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--count", type=int, default=2000, help="messages per scenario")
     d.add_argument("--size", type=int, default=64, help="payload size in bytes")
     d.set_defaults(func=_demo)
+    k = sub.add_parser("pki", help="make a CA and node certificate files for TLS")
+    k.add_argument("directory", help="where to write ca.pem, NAME.pem and dh.pem")
+    k.add_argument("--name", action="append", help="a node file to make (repeatable)")
+    k.add_argument("--days", type=int, default=3650, help="validity in days")
+    k.set_defaults(func=_pki)
     q = sub.add_parser("_peer", help=argparse.SUPPRESS)
     q.add_argument("--port", type=int, default=0)
     q.add_argument("--lifetime", type=float, default=120.0)
