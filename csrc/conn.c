@@ -45,11 +45,16 @@ static ch_conn_t *conn_new(ch_node_t *node)
     size_t size = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) +
                   IOV_CAP * sizeof(uv_buf_t) + nslots * CH_INLINE_SIZE +
                   rsize + csize;
-    uint8_t *mem = ch_calloc(1, size);
+    size_t head = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) +
+                  IOV_CAP * sizeof(uv_buf_t);
+    uint8_t *mem = ch_malloc(size);
     ch_conn_t *c;
     size_t i;
     if (mem == NULL)
         return NULL;
+    /* Buffers stay untouched until used, so an idle connection costs
+     * little resident memory. */
+    memset(mem, 0, head);
     c = (ch_conn_t *)mem;
     mem += sizeof(ch_conn_t);
     c->slots = (ch_message_t *)mem;
