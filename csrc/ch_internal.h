@@ -125,6 +125,9 @@ struct ch_node {
     int has4;
     int has6;
     uv_timer_t timer;
+    uv_tcp_t drop;    /* accepts and closes a connection with no memory */
+    int drop_busy;
+    uv_stream_t *drop_pending[2];
     int closing;
     int timer_closed;
     uint64_t drain_deadline;

@@ -572,9 +572,36 @@ int ch_conn_connect(ch_node_t *node, ch_remote_t *r)
     return CH_OK;
 }
 
-static void close_and_free(uv_handle_t *h)
+static void on_drop_closed(uv_handle_t *h)
 {
-    ch_free(h);
+    ch_node_t *node = h->data;
+    int i;
+    node->drop_busy = 0;
+    ch_node_handle_closed(node);
+    for (i = 0; i < 2; i++) {
+        uv_stream_t *server = node->drop_pending[i];
+        node->drop_pending[i] = NULL;
+        if (server != NULL && !node->closing)
+            ch_conn_accept(node, server); /* memory may be back */
+    }
+}
+
+/* Accept a connection we have no memory for and close it at once, with a
+ * handle the node owns: a listener whose connection is never accepted
+ * stops accepting altogether. */
+static void drop_connection(ch_node_t *node, uv_stream_t *server)
+{
+    if (node->drop_busy ||
+        uv_tcp_init(node->loop, &node->drop) != 0) {
+        node->drop_pending[server == (uv_stream_t *)&node->listen4 ? 0 : 1] =
+            server;
+        return;
+    }
+    node->drop.data = node;
+    node->drop_busy = 1;
+    node->handles_open++;
+    uv_accept(server, (uv_stream_t *)&node->drop);
+    uv_close((uv_handle_t *)&node->drop, on_drop_closed);
 }
 
 void ch_conn_accept(ch_node_t *node, uv_stream_t *server)
@@ -583,20 +610,14 @@ void ch_conn_accept(ch_node_t *node, uv_stream_t *server)
     int len = sizeof(ss), rc;
     ch_conn_t *c = conn_new(node);
     if (c == NULL) {
-        /* Accept and drop, so the backlog does not fill. */
-        uv_tcp_t *tmp = ch_malloc(sizeof(*tmp));
-        if (tmp != NULL && uv_tcp_init(node->loop, tmp) == 0) {
-            uv_accept(server, (uv_stream_t *)tmp);
-            uv_close((uv_handle_t *)tmp, close_and_free);
-        } else {
-            ch_free(tmp);
-        }
+        drop_connection(node, server);
         return;
     }
     c->state = CH_CS_HANDSHAKE;
     rc = uv_tcp_init(node->loop, &c->tcp);
     if (rc < 0) {
         ch_conn_free(c);
+        drop_connection(node, server);
         return;
     }
     node->handles_open++;

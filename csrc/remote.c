@@ -3,6 +3,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,9 +106,16 @@ ch_remote_t *ch_remote_get(ch_node_t *node, uint8_t proto,
 
 void ch_remote_fail_queue(ch_remote_t *remote, int status, const char *detail)
 {
+    /* Detach first: a callback may queue new sends, which are not part of
+     * this failure and must not be failed with it. */
+    ch_sendq_t q = remote->queue;
     ch_send_t *s;
-    while ((s = ch_sendq_pop(&remote->queue)) != NULL)
-        ch_send_complete(s, status, detail);
+    char why[CH_DETAIL_SIZE];
+    snprintf(why, sizeof(why), "%s", detail ? detail : "");
+    remote->queue.head = remote->queue.tail = NULL;
+    remote->queue.len = 0;
+    while ((s = ch_sendq_pop(&q)) != NULL)
+        ch_send_complete(s, status, why);
 }
 
 /* Free remotes that nothing refers to any more. */

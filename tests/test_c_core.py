@@ -77,3 +77,45 @@ def test_c_example_under_valgrind(c_ping: str, mode: list[str]) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "received 500" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def alloc_fail(tmp_path_factory: pytest.TempPathFactory) -> str:
+    exe = str(tmp_path_factory.mktemp("cbuild") / "alloc_fail")
+    sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
+    cmd = [
+        "cc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
+        "-I", os.path.join(ROOT, "csrc"), os.path.join(ROOT, "tests", "c", "alloc_fail.c"),
+        *sources, "-luv", "-lssl", "-lcrypto", "-o", exe,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
+    assert proc.returncode == 0, proc.stderr
+    return exe
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+@pytest.mark.parametrize("every", [2, 3, 5, 7, 11])
+def test_allocation_failures_become_errors(alloc_fail: str, every: int, mode: str) -> None:
+    """Every Nth allocation fails: each send still completes exactly once,
+    nothing hangs, and the nodes work again once memory is back."""
+    proc = subprocess.run(
+        [alloc_fail, str(every), "300", mode], capture_output=True, text=True, timeout=60,
+        env=CLEAN_ENV,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "phase 1: 300 sends" in proc.stdout
+    assert "phase 2: 20 sends, 20 ok, 0 failed, 20 received" in proc.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None and not os.environ.get("CI"),
+    reason="valgrind not installed (CI installs it)",
+)
+@pytest.mark.parametrize("every", [3, 7])
+def test_allocation_failures_leak_nothing(alloc_fail: str, every: int) -> None:
+    proc = subprocess.run(
+        ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=all",
+         "--error-exitcode=99", alloc_fail, str(every), "200", "sync"],
+        capture_output=True, text=True, timeout=300, env=CLEAN_ENV,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -35,7 +35,7 @@ log = logging.getLogger("chirp")
 Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
 
-_BATCH = 64
+_BATCH = 256
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
 
 
@@ -111,6 +111,15 @@ class Message:
             f"<chirp.Message from {self.address}:{self.port} serial={self.serial} "
             f"header={len(self.header)}B data={len(self.data)}B>"
         )
+
+
+class _ChirpFuture(Future):
+    """A Future for a message already handed to the core: it cannot be
+    cancelled (the message may be on the wire), so cancel() is refused."""
+
+    def cancel(self) -> bool:
+        """Refused: a queued message cannot be recalled."""
+        return False
 
 
 class _Core:
@@ -247,8 +256,7 @@ class _Core:
             ident = ffi.from_buffer("uint8_t[]", identity)
         if request:
             flags |= lib.CH_SEND_REQUEST
-        fut: Future = Future()
-        fut.set_running_or_notify_cancel()
+        fut: Future = _ChirpFuture()
         token = next(self.tokens)
         with self.lock:
             if self.closing:
