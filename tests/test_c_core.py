@@ -94,7 +94,7 @@ def alloc_fail(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
-@pytest.mark.parametrize("every", [2, 3, 5, 7, 11])
+@pytest.mark.parametrize("every", [0, 2, 3, 5, 7, 11])
 def test_allocation_failures_become_errors(alloc_fail: str, every: int, mode: str) -> None:
     """Every Nth allocation fails: each send still completes exactly once,
     nothing hangs, and the nodes work again once memory is back."""
@@ -104,6 +104,9 @@ def test_allocation_failures_become_errors(alloc_fail: str, every: int, mode: st
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "phase 1: 300 sends" in proc.stdout
+    if every == 0:
+        # Every allocation fails, yet the established connection delivers.
+        assert "phase 1: 300 sends, 300 ok, 0 failed, 300 received" in proc.stdout
     assert "phase 2: 20 sends, 20 ok, 0 failed, 20 received" in proc.stdout
 
 
