@@ -21,11 +21,20 @@
 
 #include "ch_internal.h"
 
+/* ch_bcmd_t.wait: who learns the result */
+#define CH_W_EVENT 0     /* a CH_EV_SEND event */
+#define CH_W_WAITING 1   /* a thread in ch_bridge_send_wait/ch_bridge_wait */
+#define CH_W_DONE 2      /* result stored; the waiting thread frees it */
+#define CH_W_ABANDONED 3 /* the waiter gave up: the loop frees it */
+
 typedef struct ch_bcmd {
     struct ch_bcmd *next;
     ch_bridge_t *bridge;
     uint64_t token;
     int flags;
+    int wait;
+    int wstatus;
+    char *wdetail; /* CH_DETAIL_SIZE bytes after the payload, if waited */
     ch_send_t send;
     /* header and data follow */
 } ch_bcmd_t;
@@ -43,6 +52,7 @@ struct ch_bridge {
     uv_mutex_t mu;
     uv_cond_t cv_msg;
     uv_cond_t cv_ev;
+    uv_cond_t cv_wait;
     int closing;  /* close requested: no new work */
     int closed;   /* loop finished */
     int started;
@@ -183,15 +193,25 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
 {
     ch_bcmd_t *cmd = s->user_data;
     ch_bridge_t *b = cmd->bridge;
+    int free_it = 1;
     uv_mutex_lock(&b->mu);
     if (status != CH_OK && (cmd->flags & CH_SEND_REQUEST)) {
         int i = req_find(b, NULL, cmd->token);
         if (i >= 0)
             req_remove(b, i);
     }
-    eq_push(b, CH_EV_SEND, status, cmd->token, NULL, detail);
+    if (cmd->wait == CH_W_WAITING) {
+        cmd->wait = CH_W_DONE;
+        cmd->wstatus = status;
+        snprintf(cmd->wdetail, CH_DETAIL_SIZE, "%s", detail ? detail : "");
+        uv_cond_broadcast(&b->cv_wait);
+        free_it = 0;
+    } else if (cmd->wait == CH_W_EVENT) {
+        eq_push(b, CH_EV_SEND, status, cmd->token, NULL, detail);
+    }
     uv_mutex_unlock(&b->mu);
-    ch_free(cmd);
+    if (free_it)
+        ch_free(cmd);
 }
 
 static void on_node_closed(ch_node_t *node)
@@ -243,6 +263,7 @@ static void loop_main(void *arg)
     eq_push(b, CH_EV_CLOSED, CH_ECLOSED, 0, NULL, "node closed");
     uv_cond_broadcast(&b->cv_ev);
     uv_cond_broadcast(&b->cv_msg);
+    uv_cond_broadcast(&b->cv_wait);
     fd_signal(b);
     uv_mutex_unlock(&b->mu);
 }
@@ -274,6 +295,7 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
     uv_mutex_init(&b->mu);
     uv_cond_init(&b->cv_msg);
     uv_cond_init(&b->cv_ev);
+    uv_cond_init(&b->cv_wait);
     rc = ch_node_new(&b->loop, config, on_message, b, &b->node, err, errlen);
     if (rc == CH_OK && eq_reserve(b, 1) != CH_OK) { /* the CLOSED event */
         snprintf(err, errlen, "out of memory");
@@ -296,6 +318,7 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         uv_loop_close(&b->loop);
         uv_cond_destroy(&b->cv_msg);
         uv_cond_destroy(&b->cv_ev);
+        uv_cond_destroy(&b->cv_wait);
         uv_mutex_destroy(&b->mu);
         ch_free(b->eq);
         ch_free(b);
@@ -359,18 +382,23 @@ static uint64_t bridge_rng(uint64_t s[2])
     return r;
 }
 
-int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
-                   const uint8_t *address, uint16_t port, const char *header,
-                   size_t header_len, const char *data, size_t data_len,
-                   const uint8_t *identity, int flags)
+/* Copy a message into a command and queue it for the loop thread.  With
+ * waited set, the result is kept in the command for the calling thread
+ * instead of becoming an event. */
+static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                  const uint8_t *address, uint16_t port, const char *header,
+                  size_t header_len, const char *data, size_t data_len,
+                  const uint8_t *identity, int flags, int waited,
+                  ch_bcmd_t **out)
 {
     ch_bcmd_t *cmd;
     uint8_t *p;
-    int wake, rc;
+    int wake, rc = CH_OK;
+    size_t extra = waited ? CH_DETAIL_SIZE : 0;
     if (header_len > 0xffff || data_len > 0xffffffffu ||
         (ip_protocol != 4 && ip_protocol != 6))
         return CH_EINVAL;
-    cmd = ch_malloc(sizeof(*cmd) + header_len + data_len);
+    cmd = ch_malloc(sizeof(*cmd) + header_len + data_len + extra);
     if (cmd == NULL)
         return CH_ENOMEM;
     ch_send_init(&cmd->send);
@@ -378,7 +406,10 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd->bridge = b;
     cmd->token = token;
     cmd->flags = flags;
+    cmd->wait = waited ? CH_W_WAITING : CH_W_EVENT;
+    cmd->wstatus = CH_OK;
     p = (uint8_t *)(cmd + 1);
+    cmd->wdetail = waited ? (char *)p + header_len + data_len : NULL;
     if (header_len > 0)
         memcpy(p, header, header_len);
     if (data_len > 0)
@@ -409,13 +440,14 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         memcpy(id + 8, &y, 8);
         ch_send_set_identity(&cmd->send, id);
     }
-    rc = eq_reserve(b, (flags & CH_SEND_REQUEST) ? 2 : 1);
+    if (!waited || (flags & CH_SEND_REQUEST))
+        rc = eq_reserve(b, (flags & CH_SEND_REQUEST) ? (waited ? 1 : 2) : 1);
     if (rc == CH_OK && (flags & CH_SEND_REQUEST)) {
         if (b->nreqs == b->reqs_cap) {
             size_t cap = b->reqs_cap ? b->reqs_cap * 2 : 16;
             ch_pending_req_t *n = ch_realloc(b->reqs, cap * sizeof(*n));
             if (n == NULL) {
-                b->eq_reserved -= 2;
+                b->eq_reserved -= waited ? 1 : 2;
                 rc = CH_ENOMEM;
             } else {
                 b->reqs = n;
@@ -440,10 +472,81 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     else
         b->cmd_head = cmd;
     b->cmd_tail = cmd;
+    if (out != NULL)
+        *out = cmd;
     uv_mutex_unlock(&b->mu);
     if (wake)
         uv_async_send(&b->async);
     return CH_OK;
+}
+
+int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                   const uint8_t *address, uint16_t port, const char *header,
+                   size_t header_len, const char *data, size_t data_len,
+                   const uint8_t *identity, int flags)
+{
+    return submit(b, token, ip_protocol, address, port, header, header_len,
+                  data, data_len, identity, flags, 0, NULL);
+}
+
+int ch_bridge_wait(ch_bridge_t *b, void **pending, int timeout_ms,
+                   char *detail, size_t detail_len)
+{
+    ch_bcmd_t *cmd = *pending;
+    uint64_t deadline =
+        uv_hrtime() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+    int status;
+    uv_mutex_lock(&b->mu);
+    while (cmd->wait == CH_W_WAITING) {
+        uint64_t now = uv_hrtime();
+        if (timeout_ms >= 0 && now >= deadline) {
+            uv_mutex_unlock(&b->mu);
+            return CH_EAGAIN;
+        }
+        if (timeout_ms < 0)
+            uv_cond_wait(&b->cv_wait, &b->mu);
+        else
+            uv_cond_timedwait(&b->cv_wait, &b->mu, deadline - now);
+    }
+    uv_mutex_unlock(&b->mu);
+    status = cmd->wstatus;
+    if (detail != NULL && detail_len > 0)
+        snprintf(detail, detail_len, "%s", cmd->wdetail);
+    *pending = NULL;
+    ch_free(cmd);
+    return status;
+}
+
+int ch_bridge_send_wait(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *data, size_t data_len,
+                        const uint8_t *identity, int flags, int timeout_ms,
+                        void **pending, char *detail, size_t detail_len)
+{
+    ch_bcmd_t *cmd = NULL;
+    int rc = submit(b, token, ip_protocol, address, port, header, header_len,
+                    data, data_len, identity, flags, 1, &cmd);
+    *pending = NULL;
+    if (rc != CH_OK)
+        return rc;
+    *pending = cmd;
+    return ch_bridge_wait(b, pending, timeout_ms, detail, detail_len);
+}
+
+void ch_bridge_abandon(ch_bridge_t *b, void *pending)
+{
+    ch_bcmd_t *cmd = pending;
+    int free_it;
+    if (cmd == NULL)
+        return;
+    uv_mutex_lock(&b->mu);
+    free_it = cmd->wait == CH_W_DONE;
+    if (!free_it)
+        cmd->wait = CH_W_ABANDONED;
+    uv_mutex_unlock(&b->mu);
+    if (free_it)
+        ch_free(cmd);
 }
 
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token)
@@ -577,6 +680,7 @@ void ch_bridge_free(ch_bridge_t *b)
     uv_loop_close(&b->loop);
     uv_cond_destroy(&b->cv_msg);
     uv_cond_destroy(&b->cv_ev);
+    uv_cond_destroy(&b->cv_wait);
     uv_mutex_destroy(&b->mu);
     if (b->efd_read >= 0)
         close(b->efd_read);

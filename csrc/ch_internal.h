@@ -17,6 +17,12 @@
 #define CH_BATCH_MSGS 64      /* messages per coalesced write */
 #define CH_DIRECT_READ 16384  /* payloads this big are read in place */
 
+/* Random chirp identities end in these 4 bytes.  libchirp 1.2 drops ACKs
+ * when several REQ_ACK messages are in flight, so a synchronous node keeps
+ * one in flight per remote unless the remote's identity says "chirp". */
+#define CH_ID_MAGIC "\xc4\x1a\x9b\x2e"
+int ch_identity_is_chirp(const uint8_t id[CH_ID_SIZE]);
+
 /* ch_send_t.state_ */
 #define CH_SS_NEW 0
 #define CH_SS_QUEUED 1
@@ -55,6 +61,7 @@ typedef struct ch_remote {
     ch_sendq_t inflight; /* written, waiting for the ACK (synchronous) */
     uint32_t serial;
     int nconns;
+    int window; /* synchronous: messages in flight at most */
 } ch_remote_t;
 
 struct ch_conn {

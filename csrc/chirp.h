@@ -68,7 +68,8 @@ typedef struct ch_config {
     int disable_encryption;
     const char *cert_chain_pem; /* path or NULL */
     const char *dh_params_pem;  /* path or NULL */
-    int max_inflight;     /* synchronous: unacknowledged messages per remote */
+    int max_inflight;     /* synchronous: unacknowledged messages per chirp
+                             remote (libchirp remotes: 1, see conn.c) */
 } ch_config_t;
 
 /* Fill a config with the defaults. */
@@ -204,6 +205,21 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                    const uint8_t *address, uint16_t port, const char *header,
                    size_t header_len, const char *data, size_t data_len,
                    const uint8_t *identity, int flags);
+/* Like ch_bridge_send, but the calling thread waits for the result
+ * (returned: CH_OK or the error, detail filled) instead of an event.  If
+ * it is still pending after timeout_ms (-1: no limit), CH_EAGAIN is
+ * returned with *pending set: go on with ch_bridge_wait(), or stop waiting
+ * with ch_bridge_abandon(); *pending becomes NULL once the result is taken.
+ * A request's reply still comes as an event. */
+int ch_bridge_send_wait(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *data, size_t data_len,
+                        const uint8_t *identity, int flags, int timeout_ms,
+                        void **pending, char *detail, size_t detail_len);
+int ch_bridge_wait(ch_bridge_t *b, void **pending, int timeout_ms,
+                   char *detail, size_t detail_len);
+void ch_bridge_abandon(ch_bridge_t *b, void *pending);
 /* Forget a request's pending reply. */
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 /* Wait up to timeout_ms (-1: forever) for received messages; returns how

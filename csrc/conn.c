@@ -227,6 +227,9 @@ static void handshake_done(ch_conn_t *c)
         r->pending = NULL;
     /* The connection whose handshake completes last becomes current. */
     r->conn = c;
+    r->window = ch_identity_is_chirp(c->remote_identity)
+                    ? node->cfg.max_inflight
+                    : 1;
     c->state = CH_CS_READY;
     c->last_activity = ch_now(node);
     ch_writer_flush(c);

@@ -146,6 +146,11 @@ void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE])
     memcpy(out + 8, &b, 8);
 }
 
+int ch_identity_is_chirp(const uint8_t id[CH_ID_SIZE])
+{
+    return memcmp(id + CH_ID_SIZE - 4, CH_ID_MAGIC, 4) == 0;
+}
+
 void ch_send_init(ch_send_t *req)
 {
     memset(req, 0, sizeof(*req));
@@ -319,10 +324,12 @@ int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
         node->rng[0] = uv_hrtime() ^ (uint64_t)(uintptr_t)node;
         node->rng[1] = 0x9e3779b97f4a7c15ull ^ (uint64_t)uv_os_getpid();
     }
-    if (config->has_identity)
+    if (config->has_identity) {
         memcpy(node->identity, config->identity, CH_ID_SIZE);
-    else
+    } else {
         ch_random_id(node, node->identity);
+        memcpy(node->identity + CH_ID_SIZE - 4, CH_ID_MAGIC, 4);
+    }
     if (!config->disable_encryption && config->cert_chain_pem != NULL) {
         /* Certificate and key problems surface here, not at a send. */
         rc = ch_tls_ctx_new(config, &node->tls_ctx, err, errlen);

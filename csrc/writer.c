@@ -132,7 +132,7 @@ void ch_writer_flush(ch_conn_t *c)
         uint64_t now = ch_now(node);
         while (r->queue.head != NULL && c->wcount < CH_BATCH_MSGS) {
             ch_send_t *s;
-            if (sync && r->inflight.len >= (size_t)node->cfg.max_inflight)
+            if (sync && r->inflight.len >= (size_t)(r->window > 0 ? r->window : 1))
                 break;
             if (c->wcount == 0 && now - c->last_activity > node->noop_ms) {
                 /* Probe a connection that was idle for a long time. */
