@@ -49,6 +49,9 @@ def sha(b):
 
 # -- libchirp virtualenv ------------------------------------------------------
 
+# libchirp runs uninstrumented: a sanitizer run's preload stays with chirp.
+PEER_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
 
 def _venv_python():
     return os.path.join(VENV, "bin", "python")
@@ -58,7 +61,9 @@ def _imports_libchirp(python):
     if not os.path.exists(python):
         return False
     try:
-        r = subprocess.run([python, "-c", "import libchirp"], capture_output=True, timeout=60)
+        r = subprocess.run(
+            [python, "-c", "import libchirp"], capture_output=True, timeout=60, env=PEER_ENV
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0
@@ -73,7 +78,7 @@ def libchirp_python():
     python = _venv_python()
     if _imports_libchirp(python):
         return python
-    env = dict(os.environ, CHIRP_LIBCHIRP_VENV=VENV)
+    env = dict(PEER_ENV, CHIRP_LIBCHIRP_VENV=VENV)
     try:
         r = subprocess.run(
             ["bash", SETUP_SCRIPT],
@@ -159,6 +164,7 @@ class LibchirpPeer:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             start_new_session=True,
+            env=PEER_ENV,
         )
         self._reader = threading.Thread(
             target=self._read, daemon=True, name="libchirp-peer-%d" % self.proc.pid
