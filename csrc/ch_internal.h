@@ -103,6 +103,7 @@ struct ch_conn {
     ch_message_t *wacks[CH_MAX_SLOTS];
     int wacks_n;
     int inflight;
+    uint64_t written; /* messages this node wrote on the connection */
     /* TLS (tls.c); NULL/0 on plaintext connections */
     struct ssl_st *ssl;
     struct bio_st *rbio;

@@ -160,8 +160,14 @@ void ch_conn_close(ch_conn_t *c, int status, const char *detail)
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_close);
     if (r != NULL) {
-        if (r->conn == c)
+        if (r->conn == c) {
+            ch_conn_t *o;
             r->conn = NULL;
+            /* Go on with another ready connection to the remote, if any. */
+            for (o = c->node->conns; o != NULL; o = o->cnext)
+                if (o != c && o->remote == r && o->state == CH_CS_READY)
+                    r->conn = o;
+        }
         if (r->pending == c)
             r->pending = NULL;
         ch_writer_conn_closed(c);
@@ -169,6 +175,8 @@ void ch_conn_close(ch_conn_t *c, int status, const char *detail)
         if (r->conn == NULL && r->pending == NULL && r->queue.len > 0)
             ch_remote_fail_queue(r, status == CH_OK ? CH_ECONN : status,
                                  c->close_detail);
+        else if (r->conn != NULL)
+            ch_writer_flush(r->conn);
     }
     if (c->node->closing)
         ch_node_check_drained(c->node);
@@ -225,8 +233,13 @@ static void handshake_done(ch_conn_t *c)
     r = c->remote;
     if (r->pending == c)
         r->pending = NULL;
-    /* The connection whose handshake completes last becomes current. */
-    r->conn = c;
+    /* Two connections to one remote (both sides connected at once): the
+     * one whose handshake completes last becomes current, as in libchirp,
+     * unless messages were already written on the current one -- then it
+     * stays, since switching streams would reorder what is in flight.
+     * The other one idles and is collected. */
+    if (r->conn == NULL || r->conn->written == 0)
+        r->conn = c;
     r->window = ch_identity_is_chirp(c->remote_identity)
                     ? node->cfg.max_inflight
                     : 1;

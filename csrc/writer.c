@@ -157,6 +157,7 @@ void ch_writer_flush(ch_conn_t *c)
             if (s->data_len > 0)
                 add(c, &n, s->data, s->data_len);
             s->conn_ = c;
+            c->written++;
             s->acked_ = 0;
             s->state_ = CH_SS_WRITING;
             c->wmsgs[c->wcount++] = s;
