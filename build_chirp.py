@@ -99,6 +99,19 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                    const uint8_t *address, uint16_t port, const char *header,
                    size_t header_len, const char *data, size_t data_len,
                    const uint8_t *identity, int flags);
+int ch_bridge_send_wait(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *data, size_t data_len,
+                        const uint8_t *identity, int flags, int timeout_ms,
+                        void **pending, char *detail, size_t detail_len);
+int ch_bridge_wait(ch_bridge_t *b, void **pending, int timeout_ms,
+                   char *detail, size_t detail_len);
+void ch_bridge_abandon(ch_bridge_t *b, void *pending);
+int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *data, const size_t *lens, int n);
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max, int timeout_ms);
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);

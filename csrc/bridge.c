@@ -35,8 +35,15 @@ typedef struct ch_bcmd {
     int wait;
     int wstatus;
     char *wdetail; /* CH_DETAIL_SIZE bytes after the payload, if waited */
+    /* a batch (ch_bridge_send_many): nsends sends, one event at the end */
+    int nsends;
+    int remaining;
+    int nfailed;
+    int bstatus;
+    char *bdetail;
+    ch_send_t *sends;
     ch_send_t send;
-    /* header and data follow */
+    /* header and data follow (a batch: the sends, detail, header, data) */
 } ch_bcmd_t;
 
 typedef struct ch_pending_req {
@@ -214,6 +221,29 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
         ch_free(cmd);
 }
 
+static void on_batch_done(ch_send_t *s, int status, const char *detail)
+{
+    ch_bcmd_t *cmd = s->user_data;
+    ch_bridge_t *b = cmd->bridge;
+    if (status != CH_OK && cmd->nfailed++ == 0) {
+        cmd->bstatus = status;
+        snprintf(cmd->bdetail, CH_DETAIL_SIZE, "%s", detail ? detail : "");
+    }
+    if (--cmd->remaining > 0)
+        return;
+    uv_mutex_lock(&b->mu);
+    if (cmd->nfailed > 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "%d of %d messages failed, the first: %s",
+                 cmd->nfailed, cmd->nsends, cmd->bdetail);
+        eq_push(b, CH_EV_SEND, cmd->bstatus, cmd->token, NULL, why);
+    } else {
+        eq_push(b, CH_EV_SEND, CH_OK, cmd->token, NULL, "");
+    }
+    uv_mutex_unlock(&b->mu);
+    ch_free(cmd);
+}
+
 static void on_node_closed(ch_node_t *node)
 {
     ch_bridge_t *b = ch_node_user_data(node);
@@ -243,6 +273,21 @@ static void on_async(uv_async_t *h)
         ch_bcmd_t *c = cmds;
         int rc;
         cmds = c->next;
+        if (c->nsends > 0) {
+            int i, n = c->nsends;
+            /* The last completion frees c: do not touch it after that. */
+            for (i = 0; i < n; i++) {
+                ch_send_t *one = &c->sends[i];
+                rc = ch_node_send(b->node, one);
+                if (rc != CH_OK) {
+                    char why[CH_DETAIL_SIZE];
+                    snprintf(why, sizeof(why), "send refused: %s",
+                             ch_strerror(rc));
+                    on_batch_done(one, rc, why);
+                }
+            }
+            continue;
+        }
         rc = ch_node_send(b->node, &c->send);
         if (rc != CH_OK) {
             char why[CH_DETAIL_SIZE];
@@ -408,6 +453,8 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd->flags = flags;
     cmd->wait = waited ? CH_W_WAITING : CH_W_EVENT;
     cmd->wstatus = CH_OK;
+    cmd->nsends = 0;
+    cmd->sends = NULL;
     p = (uint8_t *)(cmd + 1);
     cmd->wdetail = waited ? (char *)p + header_len + data_len : NULL;
     if (header_len > 0)
@@ -547,6 +594,85 @@ void ch_bridge_abandon(ch_bridge_t *b, void *pending)
     uv_mutex_unlock(&b->mu);
     if (free_it)
         ch_free(cmd);
+}
+
+int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *data, const size_t *lens, int n)
+{
+    ch_bcmd_t *cmd;
+    uint8_t *p, *hdr, *body;
+    size_t total = 0, off = 0;
+    int i, wake, rc;
+    if (n <= 0 || header_len > 0xffff ||
+        (ip_protocol != 4 && ip_protocol != 6))
+        return CH_EINVAL;
+    for (i = 0; i < n; i++) {
+        if (lens[i] > 0xffffffffu || total + lens[i] < total)
+            return CH_EINVAL;
+        total += lens[i];
+    }
+    cmd = ch_malloc(sizeof(*cmd) + (size_t)n * sizeof(ch_send_t) +
+                    CH_DETAIL_SIZE + header_len + total);
+    if (cmd == NULL)
+        return CH_ENOMEM;
+    memset(cmd, 0, sizeof(*cmd));
+    cmd->bridge = b;
+    cmd->token = token;
+    cmd->wait = CH_W_EVENT;
+    cmd->nsends = cmd->remaining = n;
+    cmd->sends = (ch_send_t *)(cmd + 1);
+    p = (uint8_t *)(cmd->sends + n);
+    cmd->bdetail = (char *)p;
+    cmd->bdetail[0] = '\0';
+    hdr = p + CH_DETAIL_SIZE;
+    body = hdr + header_len;
+    if (header_len > 0)
+        memcpy(hdr, header, header_len);
+    if (total > 0)
+        memcpy(body, data, total);
+    uv_mutex_lock(&b->mu);
+    if (b->closing) {
+        uv_mutex_unlock(&b->mu);
+        ch_free(cmd);
+        return CH_ECLOSED;
+    }
+    rc = eq_reserve(b, 1);
+    if (rc != CH_OK) {
+        uv_mutex_unlock(&b->mu);
+        ch_free(cmd);
+        return rc;
+    }
+    for (i = 0; i < n; i++) {
+        ch_send_t *s = &cmd->sends[i];
+        uint64_t x = bridge_rng(b->rng), y = bridge_rng(b->rng);
+        uint8_t id[CH_ID_SIZE];
+        ch_send_init(s);
+        memcpy(id, &x, 8);
+        memcpy(id + 8, &y, 8);
+        ch_send_set_identity(s, id);
+        s->header = hdr;
+        s->header_len = (uint32_t)header_len;
+        s->data = body + off;
+        s->data_len = (uint32_t)lens[i];
+        off += lens[i];
+        s->ip_protocol = ip_protocol;
+        memcpy(s->address, address, 16);
+        s->port = port;
+        s->cb = on_batch_done;
+        s->user_data = cmd;
+    }
+    wake = b->cmd_head == NULL && b->rel_head == NULL;
+    if (b->cmd_tail != NULL)
+        b->cmd_tail->next = cmd;
+    else
+        b->cmd_head = cmd;
+    b->cmd_tail = cmd;
+    uv_mutex_unlock(&b->mu);
+    if (wake)
+        uv_async_send(&b->async);
+    return CH_OK;
 }
 
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token)

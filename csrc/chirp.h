@@ -220,6 +220,14 @@ int ch_bridge_send_wait(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
 int ch_bridge_wait(ch_bridge_t *b, void **pending, int timeout_ms,
                    char *detail, size_t detail_len);
 void ch_bridge_abandon(ch_bridge_t *b, void *pending);
+/* Copy n messages (data concatenated, lens[i] bytes each, one header for
+ * all) to one remote and queue them in one step; one CH_EV_SEND event with
+ * the token reports the batch: CH_OK, or the first error and how many
+ * failed.  Same returns as ch_bridge_send. */
+int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *data, const size_t *lens, int n);
 /* Forget a request's pending reply. */
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 /* Wait up to timeout_ms (-1: forever) for received messages; returns how

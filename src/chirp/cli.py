@@ -115,6 +115,13 @@ def _pki(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Benchmarks: chirp beside pyzmq and libchirp (see chirp.bench)."""
+    from . import bench
+
+    return bench.run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m chirp`` and the ``chirp`` script."""
     p = argparse.ArgumentParser(prog="chirp", description="chirp message passing")
@@ -128,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--name", action="append", help="a node file to make (repeatable)")
     k.add_argument("--days", type=int, default=3650, help="validity in days")
     k.set_defaults(func=_pki)
+    b = sub.add_parser("bench", help="benchmarks: chirp beside pyzmq and libchirp")
+    from .bench import add_arguments as _bench_arguments
+
+    _bench_arguments(b)
+    b.set_defaults(func=_bench)
     q = sub.add_parser("_peer", help=argparse.SUPPRESS)
     q.add_argument("--port", type=int, default=0)
     q.add_argument("--lifetime", type=float, default=120.0)

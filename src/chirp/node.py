@@ -228,16 +228,7 @@ class _Core:
 
     # -- sending ----------------------------------------------------------
 
-    def send(
-        self,
-        addr: Address,
-        data: Buffer,
-        header: Buffer,
-        identity: bytes | None = None,
-        request: bool = False,
-        timeout: float | None = None,
-    ) -> Future:
-        proto, abuf, port = self.resolve(addr)
+    def _check(self, data: Buffer, header: Buffer) -> tuple[bytes, bytes]:
         if not isinstance(data, bytes):
             data = _as_bytes("data", data)
         if not isinstance(header, bytes):
@@ -249,6 +240,54 @@ class _Core:
                 f"message is {len(header) + len(data)} bytes, "
                 f"max_msg_size is {self.cfg.max_msg_size}"
             )
+        return data, header
+
+    def send_wait(
+        self, addr: Address, data: Buffer, header: Buffer, identity: bytes | None = None
+    ) -> None:
+        """Send and wait in C for the result: no Future, no pump thread."""
+        proto, abuf, port = self.resolve(addr)
+        data, header = self._check(data, header)
+        flags = 0
+        ident = ffi.NULL
+        if identity is not None:
+            flags = lib.CH_SEND_IDENTITY
+            ident = ffi.from_buffer("uint8_t[]", identity)
+        local = self.local
+        pending = getattr(local, "pending", None)
+        if pending is None:
+            pending = local.pending = ffi.new("void **")
+            local.detail = ffi.new("char[]", 256)
+        detail = local.detail
+        self._enter()
+        try:
+            rc = lib.ch_bridge_send_wait(
+                self.b, 0, proto, abuf, port, header, len(header), data, len(data),
+                ident, flags, _SLICE_MS, pending, detail, 256,
+            )  # fmt: skip
+            try:
+                while rc == lib.CH_EAGAIN:  # a slice at a time, so Ctrl-C works
+                    rc = lib.ch_bridge_wait(self.b, pending, _SLICE_MS, detail, 256)
+            except BaseException:
+                lib.ch_bridge_abandon(self.b, pending[0])
+                pending[0] = ffi.NULL
+                raise
+        finally:
+            self._leave()
+        if rc != 0:
+            _raise(rc, ffi.string(detail).decode(errors="replace"))
+
+    def send(
+        self,
+        addr: Address,
+        data: Buffer,
+        header: Buffer,
+        identity: bytes | None = None,
+        request: bool = False,
+        timeout: float | None = None,
+    ) -> Future:
+        proto, abuf, port = self.resolve(addr)
+        data, header = self._check(data, header)
         flags = 0
         ident = ffi.NULL
         if identity is not None:
@@ -276,6 +315,39 @@ class _Core:
                 len(data),
                 ident,
                 flags,
+            )
+            if rc != 0:
+                del self.pending[token]
+        if rc != 0:
+            _raise(rc)
+        return fut
+
+    def send_batch(self, addr: Address, items: Any, header: Buffer) -> Future:
+        """Queue many messages to one remote in one crossing; one Future."""
+        proto, abuf, port = self.resolve(addr)
+        datas = [d if type(d) is bytes else _as_bytes("data", d) for d in items]
+        if not isinstance(header, bytes):
+            header = _as_bytes("header", header)
+        fut: Future = _ChirpFuture()
+        if not datas:
+            fut.set_result(None)
+            return fut
+        lens = [len(d) for d in datas]
+        biggest = max(lens) + len(header)
+        if len(header) > 0xFFFF or biggest > self.cfg.max_msg_size:
+            raise MessageSizeError(
+                f"a message of {biggest} bytes (header {len(header)}) exceeds "
+                f"max_msg_size {self.cfg.max_msg_size} or the 65535-byte header limit"
+            )
+        joined = b"".join(datas)
+        clens = ffi.new("size_t[]", lens)
+        token = next(self.tokens)
+        with self.lock:
+            if self.closing:
+                raise ClosedError("node is closed")
+            self.pending[token] = (fut, False)
+            rc = lib.ch_bridge_send_many(
+                self.b, token, proto, abuf, port, header, len(header), joined, clens, len(lens)
             )
             if rc != 0:
                 del self.pending[token]
@@ -503,16 +575,23 @@ class Node:
 
     def send(self, address: Address, data: Buffer, header: Buffer = b"") -> None:
         """Send and block until written / acknowledged; raises on failure."""
-        self._core.send(address, data, header).result()
+        self._core.send_wait(address, data, header)
 
-    def send_many(self, address: Address, items: Any, header: Buffer = b"") -> list[Future]:
-        """Queue many messages to one remote; one Future each."""
-        core = self._core
-        return [core.send(address, d, header) for d in items]
+    def send_many(self, address: Address, items: Any, header: Buffer = b"") -> Future:
+        """Queue many messages (an iterable of bytes) to one remote in one step.
+
+        Far cheaper per message than send_async.  The one Future resolves to
+        None when every message is written (asynchronous mode) or
+        acknowledged (synchronous mode); if any failed, it fails with the
+        first error, whose message says how many failed.  Order is kept.
+        """
+        return self._core.send_batch(address, items, header)
 
     def reply(self, msg: Message, data: Buffer, header: Buffer = b"") -> None:
         """Answer msg: same identity, back to the node that sent it; blocks like send()."""
-        self.reply_async(msg, data, header).result()
+        if not isinstance(msg, Message):
+            raise TypeError(f"msg must be a chirp.Message, got {type(msg).__name__}")
+        self._core.send_wait((msg.address, msg.port), data, header, identity=msg.identity)
 
     def reply_async(self, msg: Message, data: Buffer, header: Buffer = b"") -> Future:
         """Queue the answer to msg; a Future like send_async's."""
