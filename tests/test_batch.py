@@ -1,0 +1,91 @@
+"""The batch API: send_many (one crossing, one Future) and recv_many."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import chirp
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
+def test_send_many_delivers_in_order(sync: bool) -> None:
+    with (
+        chirp.Node(port=0, synchronous=sync, bind_v6="") as tx,
+        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+    ):
+        items = [b"%05d" % i + bytes(i % 300) for i in range(3000)]
+        fut = tx.send_many(("127.0.0.1", rx.port), items, header=b"hdr")
+        got = []
+        while len(got) < len(items):
+            got.extend(rx.recv_many(500, timeout=10))
+        assert fut.result(timeout=10) is None
+        assert [m.data for m in got] == items
+        assert all(m.header == b"hdr" for m in got)
+        assert [m.serial for m in got] == sorted(m.serial for m in got)
+        assert len({m.identity for m in got}) == len(items)  # fresh identity each
+
+
+def test_send_many_accepts_any_bytes_like_and_empty() -> None:
+    with (
+        chirp.Node(port=0, synchronous=False, bind_v6="") as tx,
+        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+    ):
+        assert tx.send_many(("127.0.0.1", rx.port), []).result(timeout=5) is None
+        items = [bytearray(b"a"), memoryview(b"bc"), b""]
+        tx.send_many(("127.0.0.1", rx.port), items).result(timeout=5)
+        got = [rx.recv(timeout=5).data for _ in range(3)]
+        assert got == [b"a", b"bc", b""]
+        with pytest.raises(TypeError):
+            tx.send_many(("127.0.0.1", rx.port), ["text"])
+
+
+def test_send_many_failure_counts_every_message() -> None:
+    with chirp.Node(port=0, synchronous=True, timeout=1.0, bind_v6="") as tx:
+        fut = tx.send_many(("127.0.0.1", free_port()), [b"x"] * 10)
+        with pytest.raises(chirp.ChirpConnectionError) as info:
+            fut.result(timeout=10)
+        assert "10 of 10 messages failed" in str(info.value)
+
+
+def test_send_many_checks_sizes_before_sending() -> None:
+    with (
+        chirp.Node(port=0, max_msg_size=100, bind_v6="") as tx,
+        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+    ):
+        with pytest.raises(chirp.MessageSizeError):
+            tx.send_many(("127.0.0.1", rx.port), [b"ok", b"x" * 101])
+        with pytest.raises(TimeoutError):
+            rx.recv(timeout=0.3)  # nothing of the refused batch was sent
+
+
+def test_send_many_on_closed_node() -> None:
+    node = chirp.Node(port=0, bind_v6="")
+    node.close()
+    with pytest.raises(chirp.ClosedError):
+        node.send_many(("127.0.0.1", 9), [b"x"])
+
+
+def test_recv_many_bounds_and_leftovers() -> None:
+    with (
+        chirp.Node(port=0, synchronous=False, bind_v6="") as tx,
+        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+    ):
+        tx.send_many(("127.0.0.1", rx.port), [b"%d" % i for i in range(100)]).result(timeout=5)
+        got = []
+        while len(got) < 100:
+            batch = rx.recv_many(7, timeout=5)
+            assert 1 <= len(batch) <= 7
+            got.extend(batch)
+        assert [m.data for m in got] == [b"%d" % i for i in range(100)]
+        with pytest.raises(ValueError):
+            rx.recv_many(0)
