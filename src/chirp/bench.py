@@ -158,6 +158,20 @@ def _chirp_node(spec: dict, **extra: object):
     return chirp.Node(**opts)
 
 
+def _settle(fut, errors: list, timeout: float = 60.0) -> bool:
+    """Wait for one send Future (usually long done): True when it succeeded.
+    As cheap as the API allows: the harness must not dominate the sender."""
+    try:
+        e = fut.exception(timeout=timeout)
+    except FutureTimeout:
+        errors.append(f"send not finished within {timeout} s")
+        return False
+    if e is None:
+        return True
+    errors.append(repr(e))
+    return False
+
+
 def _chirp_send_batch(node, addr, items: list):
     """The batch send call, isolated: node.send_many() returned a list of
     Futures at first and one Future for the whole batch now;
@@ -240,7 +254,9 @@ def _w_chirp_send(spec: dict) -> dict:
                 if dl.over():
                     break
         elif mode == "batch":
-            chunk = max(1, min(spec.get("chunk", 256), window))
+            # Big messages: small batches, so several are in flight at once
+            # (a batch's one Future resolves only when all of it is written).
+            chunk = max(1, min(spec.get("chunk", 256), window // 8))
             pending: deque = deque()
             items = [payload] * chunk
             sent = 0

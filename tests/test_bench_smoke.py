@@ -1,0 +1,103 @@
+"""Smoke test of the benchmark harness (``python -m chirp bench --quick``).
+
+It checks that the harness runs and reports; it never asserts speed.  The
+pyzmq and libchirp peers are optional: without them their rows say
+"skipped", but chirp's own rows must carry positive rates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _have_zmq() -> bool:
+    try:
+        import zmq  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler for scenario 5")
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "chirp", "bench", "--quick",
+            "--scenario", "1", "--scenario", "3", "--scenario", "5",
+            "--src", ROOT, "--json", str(out),
+        ],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def _rows(data: dict, scenario: int, system: str) -> list[dict]:
+    return [r for r in data["rows"] if r["scenario"] == scenario and r["system"] == system]
+
+
+def _positive(row: dict) -> None:
+    assert row.get("ok"), row
+    assert isinstance(row.get("rate"), float) and row["rate"] > 0, row
+
+
+def test_scenario1_chirp_rows(bench: tuple[dict, str]) -> None:
+    data, table = bench
+    for system in ("chirp", "chirp batch API"):
+        rows = _rows(data, 1, system)
+        assert sorted(r["size"] for r in rows) == [64, 1024, 1024 * 1024], rows
+        for r in rows:
+            _positive(r)
+            assert r["count"] > 0
+    assert "async stream" in table and "chirp batch API" in table
+
+
+def test_scenario1_peers_present_or_skipped(bench: tuple[dict, str]) -> None:
+    data, _ = bench
+    for system in ("pyzmq PUSH/PULL", "libchirp async"):
+        rows = _rows(data, 1, system)
+        assert len(rows) == 3, (system, rows)
+        for r in rows:
+            if r.get("skipped"):
+                assert r["note"].startswith("skipped:")
+            else:
+                _positive(r)
+                assert r.get("ratio", 0) > 0  # chirp / peer was computed
+    if _have_zmq():
+        assert not any(r.get("skipped") for r in _rows(data, 1, "pyzmq PUSH/PULL"))
+
+
+def test_scenario3_request_reply(bench: tuple[dict, str]) -> None:
+    data, table = bench
+    (row,) = _rows(data, 3, "chirp request()")
+    _positive(row)
+    assert 0 < row["p50_us"] <= row["p99_us"], row
+    assert "request/reply round trip" in table
+    (z,) = _rows(data, 3, "pyzmq REQ/REP")
+    if not z.get("skipped"):
+        _positive(z)
+
+
+def test_scenario5_c_core(bench: tuple[dict, str]) -> None:
+    data, table = bench
+    for system in ("chirp C async", "chirp C sync"):
+        rows = _rows(data, 5, system)
+        assert {r["case"] for r in rows} == {
+            "C core, one process (ping.c)",
+            "C core, two processes (c_stream.c)",
+        }, rows
+        for r in rows:
+            _positive(r)
+    assert "ping.c" in table and "c_stream.c" in table
