@@ -54,6 +54,10 @@ typedef struct ch_pending_req {
 struct ch_bridge {
     uv_loop_t loop;
     uv_async_t async;
+    uv_prepare_t prep;
+    uv_check_t chk;
+    int sig_msg; /* loop thread only: wake recv waiters */
+    int sig_ev;  /* loop thread only: wake poll waiters */
     uv_thread_t thread;
     ch_node_t *node;
     uv_mutex_t mu;
@@ -149,7 +153,7 @@ static void eq_push(ch_bridge_t *b, int type, int status, uint64_t token,
     snprintf(e->detail, sizeof(e->detail), "%s", detail ? detail : "");
     b->eq_len++;
     b->eq_reserved--;
-    uv_cond_signal(&b->cv_ev);
+    b->sig_ev = 1; /* woken once per loop iteration: see flush_signals */
 }
 
 static int req_find(ch_bridge_t *b, const uint8_t *id, uint64_t token)
@@ -191,9 +195,39 @@ static void on_message(ch_node_t *node, ch_message_t *msg)
         b->mq_head = msg;
     b->mq_tail = msg;
     b->mq_len++;
-    fd_signal(b);
-    uv_cond_signal(&b->cv_msg);
+    b->sig_msg = 1;
     uv_mutex_unlock(&b->mu);
+}
+
+/* Wake waiting threads once per loop iteration, not once per message:
+ * they then find a whole batch (everything one read delivered). Runs as a
+ * prepare handle (before the loop blocks) and a check handle (after I/O). */
+static void flush_signals(ch_bridge_t *b)
+{
+    if (!b->sig_msg && !b->sig_ev)
+        return;
+    uv_mutex_lock(&b->mu);
+    if (b->sig_msg) {
+        fd_signal(b);
+        if (b->mq_len > 1)
+            uv_cond_broadcast(&b->cv_msg);
+        else
+            uv_cond_signal(&b->cv_msg);
+    }
+    if (b->sig_ev)
+        uv_cond_signal(&b->cv_ev);
+    b->sig_msg = b->sig_ev = 0;
+    uv_mutex_unlock(&b->mu);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    flush_signals(h->data);
+}
+
+static void on_check(uv_check_t *h)
+{
+    flush_signals(h->data);
 }
 
 static void on_send_done(ch_send_t *s, int status, const char *detail)
@@ -247,7 +281,10 @@ static void on_batch_done(ch_send_t *s, int status, const char *detail)
 static void on_node_closed(ch_node_t *node)
 {
     ch_bridge_t *b = ch_node_user_data(node);
+    flush_signals(b);
     uv_close((uv_handle_t *)&b->async, NULL);
+    uv_close((uv_handle_t *)&b->prep, NULL);
+    uv_close((uv_handle_t *)&b->chk, NULL);
 }
 
 static void on_async(uv_async_t *h)
@@ -354,6 +391,13 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         }
         b->async.data = b;
     }
+    if (rc == CH_OK) {
+        uv_prepare_init(&b->loop, &b->prep);
+        uv_check_init(&b->loop, &b->chk);
+        b->prep.data = b->chk.data = b;
+        uv_prepare_start(&b->prep, on_prepare);
+        uv_check_start(&b->chk, on_check);
+    }
     if (rc != CH_OK) {
         if (b->node != NULL) {
             ch_node_close(b->node, NULL);
@@ -392,6 +436,8 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         b->started = 0;
         b->closing = 1;
         uv_close((uv_handle_t *)&b->async, NULL);
+        uv_close((uv_handle_t *)&b->prep, NULL);
+        uv_close((uv_handle_t *)&b->chk, NULL);
         ch_node_close(b->node, NULL);
         uv_run(&b->loop, UV_RUN_DEFAULT);
         b->closed = 1;
