@@ -86,6 +86,16 @@ static void on_write(uv_write_t *req, int status)
             ch_sendq_remove(&s->remote_->inflight, s);
             c->inflight--;
             ch_send_complete(s, CH_OK, "");
+        } else if (c->state == CH_CS_CLOSING) {
+            /* The write finished just before the connection closed (libuv
+             * reports it after the close began): its ACK can no longer
+             * come, and ch_writer_conn_closed has already run. */
+            ch_sendq_remove(&s->remote_->inflight, s);
+            c->inflight--;
+            ch_send_complete(s,
+                             c->close_status == CH_OK ? CH_ECONN
+                                                      : c->close_status,
+                             c->close_detail);
         } else {
             s->state_ = CH_SS_INFLIGHT;
         }

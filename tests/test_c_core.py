@@ -122,3 +122,23 @@ def test_allocation_failures_leak_nothing(alloc_fail: str, every: int) -> None:
         capture_output=True, text=True, timeout=300, env=CLEAN_ENV,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_write_completing_as_its_connection_closes(tmp_path) -> None:
+    """Regression: a synchronous message written just before its connection
+    closed waited forever for an ACK; it must fail with an error."""
+    exe = str(tmp_path / "closing_write")
+    sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
+    cmd = [
+        "cc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
+        "-I", os.path.join(ROOT, "csrc"), os.path.join(ROOT, "tests", "c", "closing_write.c"),
+        *sources, "-luv", "-lssl", "-lcrypto", "-o", exe,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
+    assert proc.returncode == 0, proc.stderr
+    run = [exe]
+    if shutil.which("valgrind"):
+        run = ["valgrind", "-q", "--leak-check=full", "--error-exitcode=99", exe]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "victim completed: CH_ECONN" in proc.stdout

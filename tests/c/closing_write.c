@@ -1,0 +1,118 @@
+/* closing_write.c - a white-box regression test: a synchronous message
+ * whose write completes just before its connection closes (libuv reports
+ * such a write as successful after the close began) must still complete,
+ * with an error, instead of waiting forever for an ACK.  Exit 0 on success.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
+#include <stdio.h>
+#include <string.h>
+
+#include "ch_internal.h"
+
+static ch_node_t *A, *B;
+static ch_send_t warm, victim;
+static uv_timer_t watchdog;
+static int victim_status = 1, done;
+static uint8_t data[64];
+
+static void on_closed(ch_node_t *n)
+{
+    (void)n;
+}
+
+static void finish(void)
+{
+    if (done++)
+        return;
+    uv_close((uv_handle_t *)&watchdog, NULL);
+    ch_node_close(A, on_closed);
+    ch_node_close(B, on_closed);
+}
+
+static void on_msg(ch_node_t *node, ch_message_t *msg)
+{
+    ch_node_release(node, msg);
+}
+
+static void on_victim(ch_send_t *s, int status, const char *detail)
+{
+    (void)s;
+    victim_status = status;
+    printf("victim completed: %s (%s)\n", ch_errname(status), detail);
+    finish();
+}
+
+static void on_warm(ch_send_t *s, int status, const char *detail)
+{
+    ch_remote_t *r;
+    (void)s;
+    if (status != CH_OK) {
+        printf("warm-up failed: %s\n", detail);
+        finish();
+        return;
+    }
+    /* The connection is up: send (written at once, callback deferred),
+     * then close the connection in the same loop iteration. */
+    ch_send_init(&victim);
+    victim.ip_protocol = warm.ip_protocol;
+    memcpy(victim.address, warm.address, 16);
+    victim.port = warm.port;
+    victim.data = data;
+    victim.data_len = sizeof(data);
+    victim.cb = on_victim;
+    if (ch_node_send(A, &victim) != CH_OK) {
+        printf("send refused\n");
+        finish();
+        return;
+    }
+    r = ch_remote_get(A, victim.ip_protocol, victim.address, victim.port, 0);
+    if (r == NULL || r->conn == NULL || !r->conn->writing) {
+        printf("the test needs a write in progress\n");
+        finish();
+        return;
+    }
+    ch_conn_close(r->conn, CH_ECONN, "closed by the test");
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    printf("watchdog: the victim never completed\n");
+    finish();
+}
+
+int main(void)
+{
+    ch_config_t cfg;
+    char err[256];
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ch_config_init(&cfg);
+    cfg.port = 0;
+    cfg.timeout = 0.5;
+    cfg.synchronous = 1;
+    cfg.disable_encryption = 1;
+    cfg.bind_v6[0] = '\0';
+    strcpy(cfg.bind_v4, "127.0.0.1");
+    if (ch_node_new(&loop, &cfg, on_msg, NULL, &A, err, sizeof(err)) != 0 ||
+        ch_node_new(&loop, &cfg, on_msg, NULL, &B, err, sizeof(err)) != 0) {
+        fprintf(stderr, "node: %s\n", err);
+        return 1;
+    }
+    ch_send_init(&warm);
+    ch_parse_address("127.0.0.1", &warm.ip_protocol, warm.address);
+    warm.port = ch_node_port(B);
+    warm.data = data;
+    warm.data_len = sizeof(data);
+    warm.cb = on_warm;
+    uv_timer_init(&loop, &watchdog);
+    uv_timer_start(&watchdog, on_watchdog, 5000, 0);
+    ch_node_send(A, &warm);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ch_node_free(A);
+    ch_node_free(B);
+    uv_loop_close(&loop);
+    return victim_status != CH_OK && victim_status != 1 ? 0 : 1;
+}
