@@ -263,9 +263,24 @@ void ch_writer_tick(ch_remote_t *r, uint64_t now)
                              : "send timed out before the message was "
                                "written");
     }
-    s = r->inflight.head;
-    if (s != NULL && s->deadline_ <= now && s->conn_ != NULL &&
-        s->conn_->state != CH_CS_CLOSING)
-        ch_conn_close(s->conn_, CH_ETIMEDOUT,
-                      "no acknowledgement within the send timeout");
+    /* Sends are in flight in the order they were queued, so their
+     * deadlines are too: stop at the first that has time left. */
+    while ((s = r->inflight.head) != NULL && s->deadline_ <= now) {
+        ch_conn_t *c = s->conn_;
+        if (c != NULL && c->state != CH_CS_CLOSING) {
+            /* No ACK in time: the connection is stuck; closing it fails
+             * everything that waits on it. */
+            ch_conn_close(c, CH_ETIMEDOUT,
+                          "no acknowledgement within the send timeout");
+            continue;
+        }
+        if (s->state_ == CH_SS_WRITING)
+            break; /* its write callback completes it */
+        /* Defensive: nothing will answer for it any more. */
+        ch_sendq_remove(&r->inflight, s);
+        if (c != NULL)
+            c->inflight--;
+        ch_send_complete(s, CH_ETIMEDOUT,
+                         "no acknowledgement within the send timeout");
+    }
 }
