@@ -348,10 +348,26 @@ static void pump(ch_conn_t *c)
     for (;;) {
         char why[CH_DETAIL_SIZE];
         int n;
+        uint32_t missing;
         if (!process(c))
             return;
         if (c->ssl == NULL)
             break;
+        missing = ch_reader_payload_missing(&c->reader);
+        if (missing >= CH_DIRECT_READ && c->cur != NULL) {
+            /* Decrypt a big payload straight into the message buffer. */
+            n = ch_tls_read(c,
+                            c->reader.payload + c->reader.payload_have,
+                            missing, why, sizeof(why));
+            if (n < 0) {
+                ch_conn_close(c, n, why);
+                return;
+            }
+            if (n == 0)
+                break;
+            ch_reader_payload_advance(&c->reader, (uint32_t)n);
+            continue;
+        }
         n = ch_tls_read(c, c->rbuf, c->rbuf_size, why, sizeof(why));
         if (n < 0) {
             ch_conn_close(c, n, why);
