@@ -108,6 +108,20 @@ int ch_bridge_send_wait(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
 int ch_bridge_wait(ch_bridge_t *b, void **pending, int timeout_ms,
                    char *detail, size_t detail_len);
 void ch_bridge_abandon(ch_bridge_t *b, void *pending);
+/* Send a request and wait in the calling thread for its reply (*reply,
+ * released with ch_bridge_release), or its failure.  CH_EAGAIN after
+ * timeout_ms: go on with ch_bridge_wait_reply() or ch_bridge_abandon(). */
+int ch_bridge_request_wait(ch_bridge_t *b, uint8_t ip_protocol,
+                           const uint8_t *address, uint16_t port,
+                           const char *header, size_t header_len,
+                           const char *data, size_t data_len,
+                           int timeout_ms, void **pending,
+                           ch_message_t **reply, char *detail,
+                           size_t detail_len);
+int ch_bridge_wait_reply(ch_bridge_t *b, void **pending, int timeout_ms,
+                         ch_message_t **reply, char *detail,
+                         size_t detail_len);
+
 int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                         const uint8_t *address, uint16_t port,
                         const char *header, size_t header_len,

@@ -34,6 +34,9 @@ typedef struct ch_bcmd {
     int flags;
     int wait;
     int wstatus;
+    int refs;            /* the core's and, if waited, the waiter's */
+    int send_done;       /* waited request: its send has completed */
+    ch_message_t *reply; /* waited request: the reply, once it came */
     char *wdetail; /* CH_DETAIL_SIZE bytes after the payload, if waited */
     /* a batch (ch_bridge_send_many): nsends sends, one event at the end */
     int nsends;
@@ -49,6 +52,7 @@ typedef struct ch_bcmd {
 typedef struct ch_pending_req {
     uint8_t identity[CH_ID_SIZE];
     uint64_t token;
+    struct ch_bcmd *waiter; /* a thread waits for the reply; NULL: event */
 } ch_pending_req_t;
 
 struct ch_bridge {
@@ -168,9 +172,17 @@ static int req_find(ch_bridge_t *b, const uint8_t *id, uint64_t token)
 
 static void req_remove(ch_bridge_t *b, int i)
 {
+    if (b->reqs[i].waiter == NULL)
+        b->eq_reserved--; /* the reply event that will not come */
     b->reqs[i] = b->reqs[b->nreqs - 1];
     b->nreqs--;
-    b->eq_reserved--; /* the reply event that will not come */
+}
+
+/* Drop one reference to a command; under mu. Returns 1 if it must be
+ * freed (by the caller, after unlocking). */
+static int cmd_unref(ch_bcmd_t *cmd)
+{
+    return --cmd->refs == 0;
 }
 
 /* ------------------------------------------------------- loop thread side */
@@ -182,9 +194,19 @@ static void on_message(ch_node_t *node, ch_message_t *msg)
     uv_mutex_lock(&b->mu);
     if (b->nreqs > 0 && (i = req_find(b, msg->identity, 0)) >= 0) {
         uint64_t token = b->reqs[i].token;
+        ch_bcmd_t *waiter = b->reqs[i].waiter;
         b->reqs[i] = b->reqs[b->nreqs - 1];
         b->nreqs--;
-        eq_push(b, CH_EV_REPLY, CH_OK, token, msg, "");
+        if (waiter != NULL) {
+            /* Straight to the waiting thread, even before the send's own
+             * completion (a consumer replies before it acknowledges). */
+            waiter->reply = msg;
+            waiter->wait = CH_W_DONE;
+            waiter->wstatus = CH_OK;
+            uv_cond_broadcast(&b->cv_wait);
+        } else {
+            eq_push(b, CH_EV_REPLY, CH_OK, token, msg, "");
+        }
         uv_mutex_unlock(&b->mu);
         return;
     }
@@ -234,22 +256,35 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
 {
     ch_bcmd_t *cmd = s->user_data;
     ch_bridge_t *b = cmd->bridge;
-    int free_it = 1;
+    int free_it, is_req = (cmd->flags & CH_SEND_REQUEST) != 0;
     uv_mutex_lock(&b->mu);
-    if (status != CH_OK && (cmd->flags & CH_SEND_REQUEST)) {
-        int i = req_find(b, NULL, cmd->token);
+    if (status != CH_OK && is_req) {
+        int i = cmd->wait == CH_W_EVENT ? req_find(b, NULL, cmd->token) : -1;
+        if (cmd->wait != CH_W_EVENT) {
+            for (i = 0; i < (int)b->nreqs; i++)
+                if (b->reqs[i].waiter == cmd)
+                    break;
+            if (i == (int)b->nreqs)
+                i = -1;
+        }
         if (i >= 0)
             req_remove(b, i);
     }
+    cmd->send_done = 1;
     if (cmd->wait == CH_W_WAITING) {
-        cmd->wait = CH_W_DONE;
-        cmd->wstatus = status;
-        snprintf(cmd->wdetail, CH_DETAIL_SIZE, "%s", detail ? detail : "");
-        uv_cond_broadcast(&b->cv_wait);
-        free_it = 0;
+        /* A waited request goes on waiting for its reply, unless the send
+         * failed; a waited send is done. */
+        if (!is_req || status != CH_OK) {
+            cmd->wait = CH_W_DONE;
+            cmd->wstatus = status;
+            snprintf(cmd->wdetail, CH_DETAIL_SIZE, "%s",
+                     detail ? detail : "");
+            uv_cond_broadcast(&b->cv_wait);
+        }
     } else if (cmd->wait == CH_W_EVENT) {
         eq_push(b, CH_EV_SEND, status, cmd->token, NULL, detail);
     }
+    free_it = cmd_unref(cmd);
     uv_mutex_unlock(&b->mu);
     if (free_it)
         ch_free(cmd);
@@ -342,6 +377,16 @@ static void loop_main(void *arg)
     uv_run(&b->loop, UV_RUN_DEFAULT);
     uv_mutex_lock(&b->mu);
     b->closed = 1;
+    /* Requests still waiting for a reply will not get one. */
+    while (b->nreqs > 0) {
+        ch_bcmd_t *w = b->reqs[b->nreqs - 1].waiter;
+        if (w != NULL && w->wait == CH_W_WAITING) {
+            w->wait = CH_W_DONE;
+            w->wstatus = CH_ECLOSED;
+            snprintf(w->wdetail, CH_DETAIL_SIZE, "node closed");
+        }
+        req_remove(b, (int)b->nreqs - 1);
+    }
     eq_push(b, CH_EV_CLOSED, CH_ECLOSED, 0, NULL, "node closed");
     uv_cond_broadcast(&b->cv_ev);
     uv_cond_broadcast(&b->cv_msg);
@@ -499,6 +544,9 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd->flags = flags;
     cmd->wait = waited ? CH_W_WAITING : CH_W_EVENT;
     cmd->wstatus = CH_OK;
+    cmd->refs = waited ? 2 : 1;
+    cmd->send_done = 0;
+    cmd->reply = NULL;
     cmd->nsends = 0;
     cmd->sends = NULL;
     p = (uint8_t *)(cmd + 1);
@@ -533,14 +581,14 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         memcpy(id + 8, &y, 8);
         ch_send_set_identity(&cmd->send, id);
     }
-    if (!waited || (flags & CH_SEND_REQUEST))
-        rc = eq_reserve(b, (flags & CH_SEND_REQUEST) ? (waited ? 1 : 2) : 1);
+    if (!waited) /* a send event, and a reply event for a request */
+        rc = eq_reserve(b, (flags & CH_SEND_REQUEST) ? 2 : 1);
     if (rc == CH_OK && (flags & CH_SEND_REQUEST)) {
         if (b->nreqs == b->reqs_cap) {
             size_t cap = b->reqs_cap ? b->reqs_cap * 2 : 16;
             ch_pending_req_t *n = ch_realloc(b->reqs, cap * sizeof(*n));
             if (n == NULL) {
-                b->eq_reserved -= waited ? 1 : 2;
+                b->eq_reserved -= waited ? 0 : 2;
                 rc = CH_ENOMEM;
             } else {
                 b->reqs = n;
@@ -551,6 +599,7 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
             memcpy(b->reqs[b->nreqs].identity, cmd->send.identity,
                    CH_ID_SIZE);
             b->reqs[b->nreqs].token = token;
+            b->reqs[b->nreqs].waiter = waited ? cmd : NULL;
             b->nreqs++;
         }
     }
@@ -582,13 +631,13 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                   data, data_len, identity, flags, 0, NULL);
 }
 
-int ch_bridge_wait(ch_bridge_t *b, void **pending, int timeout_ms,
-                   char *detail, size_t detail_len)
+static int wait_done(ch_bridge_t *b, void **pending, int timeout_ms,
+                     ch_message_t **reply, char *detail, size_t detail_len)
 {
     ch_bcmd_t *cmd = *pending;
     uint64_t deadline =
         uv_hrtime() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
-    int status;
+    int status, free_it;
     uv_mutex_lock(&b->mu);
     while (cmd->wait == CH_W_WAITING) {
         uint64_t now = uv_hrtime();
@@ -601,13 +650,32 @@ int ch_bridge_wait(ch_bridge_t *b, void **pending, int timeout_ms,
         else
             uv_cond_timedwait(&b->cv_wait, &b->mu, deadline - now);
     }
-    uv_mutex_unlock(&b->mu);
     status = cmd->wstatus;
     if (detail != NULL && detail_len > 0)
-        snprintf(detail, detail_len, "%s", cmd->wdetail);
+        snprintf(detail, detail_len, "%s", status == CH_OK ? "" : cmd->wdetail);
+    if (reply != NULL)
+        *reply = cmd->reply;
+    cmd->reply = NULL;
     *pending = NULL;
-    ch_free(cmd);
+    free_it = cmd_unref(cmd);
+    uv_mutex_unlock(&b->mu);
+    if (free_it)
+        ch_free(cmd);
     return status;
+}
+
+int ch_bridge_wait(ch_bridge_t *b, void **pending, int timeout_ms,
+                   char *detail, size_t detail_len)
+{
+    return wait_done(b, pending, timeout_ms, NULL, detail, detail_len);
+}
+
+int ch_bridge_wait_reply(ch_bridge_t *b, void **pending, int timeout_ms,
+                         ch_message_t **reply, char *detail,
+                         size_t detail_len)
+{
+    *reply = NULL;
+    return wait_done(b, pending, timeout_ms, reply, detail, detail_len);
 }
 
 int ch_bridge_send_wait(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
@@ -619,7 +687,8 @@ int ch_bridge_send_wait(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
 {
     ch_bcmd_t *cmd = NULL;
     int rc = submit(b, token, ip_protocol, address, port, header, header_len,
-                    data, data_len, identity, flags, 1, &cmd);
+                    data, data_len, identity, flags & ~CH_SEND_REQUEST, 1,
+                    &cmd);
     *pending = NULL;
     if (rc != CH_OK)
         return rc;
@@ -627,17 +696,58 @@ int ch_bridge_send_wait(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     return ch_bridge_wait(b, pending, timeout_ms, detail, detail_len);
 }
 
+int ch_bridge_request_wait(ch_bridge_t *b, uint8_t ip_protocol,
+                           const uint8_t *address, uint16_t port,
+                           const char *header, size_t header_len,
+                           const char *data, size_t data_len,
+                           int timeout_ms, void **pending,
+                           ch_message_t **reply, char *detail,
+                           size_t detail_len)
+{
+    ch_bcmd_t *cmd = NULL;
+    int rc = submit(b, 0, ip_protocol, address, port, header, header_len,
+                    data, data_len, NULL, CH_SEND_REQUEST, 1, &cmd);
+    *pending = NULL;
+    *reply = NULL;
+    if (rc != CH_OK)
+        return rc;
+    *pending = cmd;
+    return ch_bridge_wait_reply(b, pending, timeout_ms, reply, detail,
+                                detail_len);
+}
+
 void ch_bridge_abandon(ch_bridge_t *b, void *pending)
 {
     ch_bcmd_t *cmd = pending;
-    int free_it;
+    int free_it, wake = 0;
+    size_t i;
     if (cmd == NULL)
         return;
     uv_mutex_lock(&b->mu);
-    free_it = cmd->wait == CH_W_DONE;
-    if (!free_it)
+    for (i = 0; i < b->nreqs; i++) {
+        if (b->reqs[i].waiter == cmd) {
+            req_remove(b, (int)i);
+            break;
+        }
+    }
+    if (cmd->reply != NULL && !b->closing) {
+        /* A reply nobody will read: give its slot back. */
+        ch_message_t *m = cmd->reply;
+        wake = b->cmd_head == NULL && b->rel_head == NULL;
+        m->next_ = NULL;
+        if (b->rel_tail != NULL)
+            b->rel_tail->next_ = m;
+        else
+            b->rel_head = m;
+        b->rel_tail = m;
+    }
+    cmd->reply = NULL;
+    if (cmd->wait == CH_W_WAITING)
         cmd->wait = CH_W_ABANDONED;
+    free_it = cmd_unref(cmd);
     uv_mutex_unlock(&b->mu);
+    if (wake)
+        uv_async_send(&b->async);
     if (free_it)
         ch_free(cmd);
 }

@@ -277,6 +277,51 @@ class _Core:
         if rc != 0:
             _raise(rc, ffi.string(detail).decode(errors="replace"))
 
+    def request_wait(self, addr: Address, data: Buffer, header: Buffer, timeout: float) -> Message:
+        """Send a request and wait in C for its reply: no Future, no pump."""
+        proto, abuf, port = self.resolve(addr)
+        data, header = self._check(data, header)
+        local = self.local
+        pending = getattr(local, "pending", None)
+        if pending is None:
+            pending = local.pending = ffi.new("void **")
+            local.detail = ffi.new("char[]", 256)
+        reply = getattr(local, "reply", None)
+        if reply is None:
+            reply = local.reply = ffi.new("ch_message_t **")
+        detail = local.detail
+        deadline = time.monotonic() + timeout
+        slice_ms = min(_SLICE_MS, max(1, int(timeout * 1000)))
+        self._enter()
+        try:
+            rc = lib.ch_bridge_request_wait(
+                self.b, proto, abuf, port, header, len(header), data, len(data),
+                slice_ms, pending, reply, detail, 256,
+            )  # fmt: skip
+            try:
+                while rc == lib.CH_EAGAIN:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        lib.ch_bridge_abandon(self.b, pending[0])
+                        pending[0] = ffi.NULL
+                        raise ChirpTimeoutError(f"no reply within {timeout} s")
+                    wait = min(_SLICE_MS, max(1, int(left * 1000)))
+                    rc = lib.ch_bridge_wait_reply(self.b, pending, wait, reply, detail, 256)
+            except BaseException:
+                if pending[0] != ffi.NULL:
+                    lib.ch_bridge_abandon(self.b, pending[0])
+                    pending[0] = ffi.NULL
+                raise
+            if rc == 0:
+                p = reply[0]
+                msg = self.make_message(p)
+                lib.ch_bridge_release(self.b, reply, 1)
+        finally:
+            self._leave()
+        if rc != 0:
+            _raise(rc, ffi.string(detail).decode(errors="replace"))
+        return msg
+
     def send(
         self,
         addr: Address,
@@ -622,7 +667,9 @@ class Node:
         """Send and block until the reply arrives (default timeout: 2 x config timeout)."""
         if timeout is None:
             timeout = 2 * self._core.cfg.timeout
-        return self.request_async(address, data, header, timeout=timeout).result()
+        elif not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout}")
+        return self._core.request_wait(address, data, header, timeout)
 
     # -- receiving -----------------------------------------------------------
 
