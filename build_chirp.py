@@ -128,6 +128,24 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                         const char *data, const size_t *lens, int n);
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max, int timeout_ms);
+/* What ch_bridge_recv_copy stores per message; the bytes are in the
+ * caller's buffer at offset: identity, remote identity, address (16 bytes
+ * each), then header_len bytes of header, then data_len bytes of data. */
+typedef struct ch_msg_meta {
+    size_t offset;
+    uint32_t serial;
+    uint32_t data_len;
+    uint16_t header_len;
+    uint16_t port;
+    uint8_t ip_protocol;
+} ch_msg_meta_t;
+/* Like ch_bridge_recv, but copies the messages into buf and releases them
+ * at once (for auto-release receivers: the connection refills while the
+ * caller works).  Returns the count; 0 with *needed set when even the
+ * first message does not fit in buflen. */
+int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
+                        char *buf, size_t buflen, int timeout_ms,
+                        size_t *needed);
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
 int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms);
 int ch_bridge_fd(ch_bridge_t *b);

@@ -889,6 +889,75 @@ int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
     return n;
 }
 
+int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
+                        char *buf, size_t buflen, int timeout_ms,
+                        size_t *needed)
+{
+    ch_message_t *taken = NULL, *last = NULL;
+    size_t off = 0;
+    int n = 0, wake = 0;
+    *needed = 0;
+    uv_mutex_lock(&b->mu);
+    if (!wait_for(b, &b->cv_msg, &b->mq_len, timeout_ms)) {
+        int rc = (b->closed || b->closing) ? CH_ECLOSED : CH_ETIMEDOUT;
+        uv_mutex_unlock(&b->mu);
+        return rc;
+    }
+    while (n < max && b->mq_head != NULL) {
+        ch_message_t *m = b->mq_head;
+        size_t size = 3 * CH_ID_SIZE + (size_t)m->header_len + m->data_len;
+        ch_msg_meta_t *d = &meta[n];
+        uint8_t *p;
+        if (off + size > buflen) {
+            if (n == 0)
+                *needed = size; /* the caller's buffer is too small */
+            break;
+        }
+        b->mq_head = m->next_;
+        b->mq_len--;
+        p = (uint8_t *)buf + off;
+        memcpy(p, m->identity, CH_ID_SIZE);
+        memcpy(p + CH_ID_SIZE, m->remote_identity, CH_ID_SIZE);
+        memcpy(p + 2 * CH_ID_SIZE, m->address, 16);
+        if (m->header_len > 0)
+            memcpy(p + 3 * CH_ID_SIZE, m->header, m->header_len);
+        if (m->data_len > 0)
+            memcpy(p + 3 * CH_ID_SIZE + m->header_len, m->data, m->data_len);
+        d->offset = off;
+        d->serial = m->serial;
+        d->data_len = m->data_len;
+        d->header_len = m->header_len;
+        d->port = m->port;
+        d->ip_protocol = m->ip_protocol;
+        off += size;
+        n++;
+        /* Copied: the slot goes back to the connection right away. */
+        m->next_ = NULL;
+        if (last != NULL)
+            last->next_ = m;
+        else
+            taken = m;
+        last = m;
+    }
+    if (b->mq_head == NULL) {
+        b->mq_tail = NULL;
+        if (!b->closed)
+            fd_clear(b);
+    }
+    if (taken != NULL && !b->closing) {
+        wake = b->cmd_head == NULL && b->rel_head == NULL;
+        if (b->rel_tail != NULL)
+            b->rel_tail->next_ = taken;
+        else
+            b->rel_head = taken;
+        b->rel_tail = last;
+    }
+    uv_mutex_unlock(&b->mu);
+    if (wake)
+        uv_async_send(&b->async);
+    return n;
+}
+
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n)
 {
     int i, wake;

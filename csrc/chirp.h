@@ -248,6 +248,24 @@ void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
  * many were stored in out (> 0), CH_ETIMEDOUT or CH_ECLOSED. */
 int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
                    int timeout_ms);
+/* What ch_bridge_recv_copy stores per message; the bytes are in the
+ * caller's buffer at offset: identity, remote identity, address (16 bytes
+ * each), then header_len bytes of header, then data_len bytes of data. */
+typedef struct ch_msg_meta {
+    size_t offset;
+    uint32_t serial;
+    uint32_t data_len;
+    uint16_t header_len;
+    uint16_t port;
+    uint8_t ip_protocol;
+} ch_msg_meta_t;
+/* Like ch_bridge_recv, but copies the messages into buf and releases them
+ * at once (for auto-release receivers: the connection refills while the
+ * caller works).  Returns the count; 0 with *needed set when even the
+ * first message does not fit in buflen. */
+int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
+                        char *buf, size_t buflen, int timeout_ms,
+                        size_t *needed);
 /* Release messages obtained from ch_bridge_recv or a CH_EV_REPLY. */
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
 /* Wait for completion events; same returns as ch_bridge_recv. */

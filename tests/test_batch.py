@@ -89,3 +89,22 @@ def test_recv_many_bounds_and_leftovers() -> None:
         assert [m.data for m in got] == [b"%d" % i for i in range(100)]
         with pytest.raises(ValueError):
             rx.recv_many(0)
+
+
+def test_recv_keeps_order_across_small_and_big_messages() -> None:
+    """Small messages are copied out in batches, big ones (over the copy
+    buffer) are taken one by one: the order must not change."""
+    sizes = [10, 300_000, 10, 10, 262_100, 262_200, 5, 1_000_000, 0, 7]
+    with (
+        chirp.Node(port=0, synchronous=False, bind_v6="") as tx,
+        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+    ):
+        items = [bytes([i]) * n for i, n in enumerate(sizes)]
+        tx.send_many(("127.0.0.1", rx.port), items, header=b"h").result(timeout=10)
+        got = []
+        while len(got) < len(items):
+            got.extend(rx.recv_many(64, timeout=10))
+        assert [m.data for m in got] == items
+        assert {m.header for m in got} == {b"h"}
+        assert all(m.address == "127.0.0.1" and m.port == tx.port for m in got)
+        assert all(m.remote_identity == tx.identity for m in got)

@@ -36,6 +36,7 @@ Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
 
 _BATCH = 256
+_COPY_BUF = 256 * 1024  # per receiving thread; bigger messages skip the copy path
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
 
 
@@ -174,6 +175,7 @@ class _Core:
         self.inbox: deque[Message] = deque()
         self.local = threading.local()
         self.addr_cache: dict[tuple[str, int], tuple[int, Any, int]] = {}
+        self.names: dict[bytes, str] = {}  # raw address -> text
         self.pump_thread = threading.Thread(
             target=self._pump, name=f"chirp-pump-{self.port}", daemon=True
         )
@@ -498,6 +500,10 @@ class _Core:
         if out:
             return out
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.auto_release:
+            got = self._recv_copied(max_count, deadline, timeout)
+            if got is not None:
+                return got
         arr = self._ptrs()
         while True:
             if deadline is None:
@@ -526,6 +532,74 @@ class _Core:
                 msgs[i]._ptr = arr[i]
         if n > max_count:
             inbox.extend(msgs[max_count:])
+            del msgs[max_count:]
+        return msgs
+
+    def _recv_copied(
+        self, max_count: int, deadline: float | None, timeout: float | None
+    ) -> list[Message] | None:
+        """Auto-release receive: C copies a batch into one buffer and gives
+        the slots back at once, so the connection refills while Python
+        builds the messages.  None: the next message is too big for the
+        buffer; take it through the pointer path."""
+        local = self.local
+        meta = getattr(local, "meta", None)
+        if meta is None:
+            meta = local.meta = ffi.new("ch_msg_meta_t[]", _BATCH)
+            local.buf = ffi.new("char[]", _COPY_BUF)
+            local.fbuf = ffi.buffer(local.buf)
+            local.needed = ffi.new("size_t *")
+        buf, needed = local.buf, local.needed
+        while True:
+            if deadline is None:
+                wait = _SLICE_MS
+            else:
+                wait = max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
+            self._enter()
+            try:
+                n = lib.ch_bridge_recv_copy(self.b, meta, _BATCH, buf, _COPY_BUF, wait, needed)
+            finally:
+                self._leave()
+            if n > 0:
+                break
+            if n == 0:  # too big to copy here
+                return None
+            if n == lib.CH_ECLOSED:
+                raise ClosedError("node is closed")
+            if self.inbox:
+                return self.recv_many(max_count, 0)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ChirpTimeoutError(f"no message within {timeout} s")
+        fb = local.fbuf
+        names = self.names
+        msgs = []
+        for i in range(n):
+            m = meta[i]
+            off = m.offset
+            hl = m.header_len
+            dl = m.data_len
+            body = off + 48
+            proto = m.ip_protocol
+            key = fb[off + 32 : off + (48 if proto == 6 else 36)]
+            address = names.get(key)
+            if address is None:
+                address = socket.inet_ntop(socket.AF_INET6 if proto == 6 else socket.AF_INET, key)
+                if len(names) < 4096:
+                    names[key] = address
+            msgs.append(
+                Message(
+                    fb[body + hl : body + hl + dl] if dl else b"",
+                    fb[body : body + hl] if hl else b"",
+                    fb[off : off + 16],
+                    m.serial,
+                    address,
+                    m.port,
+                    fb[off + 16 : off + 32],
+                    proto,
+                )
+            )
+        if n > max_count:
+            self.inbox.extend(msgs[max_count:])
             del msgs[max_count:]
         return msgs
 
