@@ -178,6 +178,34 @@ static void req_remove(ch_bridge_t *b, int i)
     b->nreqs--;
 }
 
+/* Queue a command for the loop thread; under mu.  Returns 1 when the
+ * loop must be woken (nothing was queued before). */
+static int cmd_append(ch_bridge_t *b, ch_bcmd_t *cmd)
+{
+    int wake = b->cmd_head == NULL && b->rel_head == NULL;
+    cmd->next = NULL;
+    if (b->cmd_tail != NULL)
+        b->cmd_tail->next = cmd;
+    else
+        b->cmd_head = cmd;
+    b->cmd_tail = cmd;
+    return wake;
+}
+
+/* Queue a chain of messages (linked by next_) for release; under mu.
+ * Returns 1 when the loop must be woken. */
+static int rel_append(ch_bridge_t *b, ch_message_t *first, ch_message_t *last)
+{
+    int wake = b->cmd_head == NULL && b->rel_head == NULL;
+    last->next_ = NULL;
+    if (b->rel_tail != NULL)
+        b->rel_tail->next_ = first;
+    else
+        b->rel_head = first;
+    b->rel_tail = last;
+    return wake;
+}
+
 /* Drop one reference to a command; under mu. Returns 1 if it must be
  * freed (by the caller, after unlocking). */
 static int cmd_unref(ch_bcmd_t *cmd)
@@ -509,14 +537,6 @@ int ch_bridge_fd(ch_bridge_t *b)
     return b->efd_read;
 }
 
-static uint64_t bridge_rng(uint64_t s[2])
-{
-    uint64_t s0 = s[0], s1 = s[1], r = s0 + s1;
-    s1 ^= s0;
-    s[0] = ((s0 << 55) | (s0 >> 9)) ^ s1 ^ (s1 << 14);
-    s[1] = (s1 << 36) | (s1 >> 28);
-    return r;
-}
 
 /* Copy a message into a command and queue it for the loop thread.  With
  * waited set, the result is kept in the command for the calling thread
@@ -576,9 +596,7 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         /* Chosen here so that a request's reply can be matched before
          * the message is even written. */
         uint8_t id[CH_ID_SIZE];
-        uint64_t x = bridge_rng(b->rng), y = bridge_rng(b->rng);
-        memcpy(id, &x, 8);
-        memcpy(id + 8, &y, 8);
+        ch_rng_id(b->rng, id);
         ch_send_set_identity(&cmd->send, id);
     }
     if (!waited) /* a send event, and a reply event for a request */
@@ -608,12 +626,7 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         ch_free(cmd);
         return rc;
     }
-    wake = b->cmd_head == NULL && b->rel_head == NULL;
-    if (b->cmd_tail != NULL)
-        b->cmd_tail->next = cmd;
-    else
-        b->cmd_head = cmd;
-    b->cmd_tail = cmd;
+    wake = cmd_append(b, cmd);
     if (out != NULL)
         *out = cmd;
     uv_mutex_unlock(&b->mu);
@@ -732,14 +745,7 @@ void ch_bridge_abandon(ch_bridge_t *b, void *pending)
     }
     if (cmd->reply != NULL && !b->closing) {
         /* A reply nobody will read: give its slot back. */
-        ch_message_t *m = cmd->reply;
-        wake = b->cmd_head == NULL && b->rel_head == NULL;
-        m->next_ = NULL;
-        if (b->rel_tail != NULL)
-            b->rel_tail->next_ = m;
-        else
-            b->rel_head = m;
-        b->rel_tail = m;
+        wake = rel_append(b, cmd->reply, cmd->reply);
     }
     cmd->reply = NULL;
     if (cmd->wait == CH_W_WAITING)
@@ -802,11 +808,9 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     }
     for (i = 0; i < n; i++) {
         ch_send_t *s = &cmd->sends[i];
-        uint64_t x = bridge_rng(b->rng), y = bridge_rng(b->rng);
         uint8_t id[CH_ID_SIZE];
         ch_send_init(s);
-        memcpy(id, &x, 8);
-        memcpy(id + 8, &y, 8);
+        ch_rng_id(b->rng, id);
         ch_send_set_identity(s, id);
         s->header = hdr;
         s->header_len = (uint32_t)header_len;
@@ -819,12 +823,7 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         s->cb = on_batch_done;
         s->user_data = cmd;
     }
-    wake = b->cmd_head == NULL && b->rel_head == NULL;
-    if (b->cmd_tail != NULL)
-        b->cmd_tail->next = cmd;
-    else
-        b->cmd_head = cmd;
-    b->cmd_tail = cmd;
+    wake = cmd_append(b, cmd);
     uv_mutex_unlock(&b->mu);
     if (wake)
         uv_async_send(&b->async);
@@ -944,14 +943,8 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         if (!b->closed)
             fd_clear(b);
     }
-    if (taken != NULL && !b->closing) {
-        wake = b->cmd_head == NULL && b->rel_head == NULL;
-        if (b->rel_tail != NULL)
-            b->rel_tail->next_ = taken;
-        else
-            b->rel_head = taken;
-        b->rel_tail = last;
-    }
+    if (taken != NULL && !b->closing)
+        wake = rel_append(b, taken, last);
     uv_mutex_unlock(&b->mu);
     if (wake)
         uv_async_send(&b->async);
@@ -968,16 +961,9 @@ void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n)
         uv_mutex_unlock(&b->mu);
         return;
     }
-    wake = b->cmd_head == NULL && b->rel_head == NULL;
-    for (i = 0; i < n; i++) {
-        ch_message_t *m = msgs[i];
-        m->next_ = NULL;
-        if (b->rel_tail != NULL)
-            b->rel_tail->next_ = m;
-        else
-            b->rel_head = m;
-        b->rel_tail = m;
-    }
+    for (i = 0; i + 1 < n; i++)
+        msgs[i]->next_ = msgs[i + 1];
+    wake = rel_append(b, msgs[0], msgs[n - 1]);
     uv_mutex_unlock(&b->mu);
     if (wake)
         uv_async_send(&b->async);

@@ -162,6 +162,8 @@ void ch_free(void *p);
 /* node.c */
 uint64_t ch_now(ch_node_t *node);
 void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE]);
+uint64_t ch_rng_next(uint64_t s[2]);
+void ch_rng_id(uint64_t s[2], uint8_t out[CH_ID_SIZE]);
 void ch_node_handle_closed(ch_node_t *node);
 void ch_node_check_drained(ch_node_t *node);
 

@@ -130,7 +130,7 @@ uint64_t ch_now(ch_node_t *node)
 }
 
 /* xoroshiro128+: message identities need to be unique, not secret. */
-static uint64_t rng_next(uint64_t s[2])
+uint64_t ch_rng_next(uint64_t s[2])
 {
     uint64_t s0 = s[0], s1 = s[1], r = s0 + s1;
     s1 ^= s0;
@@ -139,11 +139,16 @@ static uint64_t rng_next(uint64_t s[2])
     return r;
 }
 
-void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE])
+void ch_rng_id(uint64_t s[2], uint8_t out[CH_ID_SIZE])
 {
-    uint64_t a = rng_next(node->rng), b = rng_next(node->rng);
+    uint64_t a = ch_rng_next(s), b = ch_rng_next(s);
     memcpy(out, &a, 8);
     memcpy(out + 8, &b, 8);
+}
+
+void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE])
+{
+    ch_rng_id(node->rng, out);
 }
 
 int ch_identity_is_chirp(const uint8_t id[CH_ID_SIZE])

@@ -46,6 +46,21 @@ static int is_sync(const ch_send_t *s)
     return (s->type_ & CH_MSG_REQ_ACK) != 0;
 }
 
+/* A synchronous send leaves the in-flight list with its result. */
+static void finish_inflight(ch_conn_t *c, ch_send_t *s, int status,
+                            const char *detail)
+{
+    ch_sendq_remove(&s->remote_->inflight, s);
+    if (c != NULL)
+        c->inflight--;
+    ch_send_complete(s, status, detail);
+}
+
+static int close_status(const ch_conn_t *c)
+{
+    return c->close_status == CH_OK ? CH_ECONN : c->close_status;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     ch_conn_t *c = req->data;
@@ -64,14 +79,10 @@ static void on_write(uv_write_t *req, int status)
         ch_conn_close(c, CH_ECONN, why);
         for (i = 0; i < nmsgs; i++) {
             ch_send_t *s = msgs[i];
-            if (is_sync(s)) {
-                ch_sendq_remove(&s->remote_->inflight, s);
-                c->inflight--;
-            }
-            ch_send_complete(s,
-                             c->close_status == CH_OK ? CH_ECONN
-                                                      : c->close_status,
-                             c->close_detail);
+            if (is_sync(s))
+                finish_inflight(c, s, close_status(c), c->close_detail);
+            else
+                ch_send_complete(s, close_status(c), c->close_detail);
         }
         for (i = 0; i < nacks; i++)
             ch_conn_slot_free(c, acks[i]);
@@ -83,19 +94,12 @@ static void on_write(uv_write_t *req, int status)
         if (!is_sync(s)) {
             ch_send_complete(s, CH_OK, "");
         } else if (s->acked_) {
-            ch_sendq_remove(&s->remote_->inflight, s);
-            c->inflight--;
-            ch_send_complete(s, CH_OK, "");
+            finish_inflight(c, s, CH_OK, "");
         } else if (c->state == CH_CS_CLOSING) {
             /* The write finished just before the connection closed (libuv
              * reports it after the close began): its ACK can no longer
              * come, and ch_writer_conn_closed has already run. */
-            ch_sendq_remove(&s->remote_->inflight, s);
-            c->inflight--;
-            ch_send_complete(s,
-                             c->close_status == CH_OK ? CH_ECONN
-                                                      : c->close_status,
-                             c->close_detail);
+            finish_inflight(c, s, close_status(c), c->close_detail);
         } else {
             s->state_ = CH_SS_INFLIGHT;
         }
@@ -217,10 +221,7 @@ void ch_writer_ack_received(ch_conn_t *c, const uint8_t id[CH_ID_SIZE])
         return;
     }
     wc = s->conn_;
-    ch_sendq_remove(&r->inflight, s);
-    if (wc != NULL)
-        wc->inflight--;
-    ch_send_complete(s, CH_OK, "");
+    finish_inflight(wc, s, CH_OK, "");
     if (r->conn != NULL)
         ch_writer_flush(r->conn);
 }
@@ -230,7 +231,7 @@ void ch_writer_conn_closed(ch_conn_t *c)
 {
     ch_remote_t *r = c->remote;
     ch_send_t *s, *next;
-    int status = c->close_status == CH_OK ? CH_ECONN : c->close_status;
+    int status = close_status(c);
     while (c->ack_head != NULL) {
         ch_message_t *m = c->ack_head;
         c->ack_head = m->next_;
@@ -243,9 +244,7 @@ void ch_writer_conn_closed(ch_conn_t *c)
     for (s = r->inflight.head; s != NULL; s = next) {
         next = s->next_;
         if (s->conn_ == c && s->state_ == CH_SS_INFLIGHT) {
-            ch_sendq_remove(&r->inflight, s);
-            c->inflight--;
-            ch_send_complete(s, status, c->close_detail);
+            finish_inflight(c, s, status, c->close_detail);
             /* A callback may have changed the list: start over. */
             next = r->inflight.head;
         }
@@ -277,10 +276,7 @@ void ch_writer_tick(ch_remote_t *r, uint64_t now)
         if (s->state_ == CH_SS_WRITING)
             break; /* its write callback completes it */
         /* Defensive: nothing will answer for it any more. */
-        ch_sendq_remove(&r->inflight, s);
-        if (c != NULL)
-            c->inflight--;
-        ch_send_complete(s, CH_ETIMEDOUT,
-                         "no acknowledgement within the send timeout");
+        finish_inflight(c, s, CH_ETIMEDOUT,
+                        "no acknowledgement within the send timeout");
     }
 }
