@@ -49,6 +49,8 @@ typedef struct ch_bcmd {
     /* header and data follow (a batch: the sends, detail, header, data) */
 } ch_bcmd_t;
 
+#define CH_DROPPED 32
+
 typedef struct ch_pending_req {
     uint8_t identity[CH_ID_SIZE];
     uint64_t token;
@@ -84,6 +86,10 @@ struct ch_bridge {
     size_t eq_len;
     size_t eq_reserved;
     ch_pending_req_t *reqs;
+    /* identities of requests given up on: a late reply is dropped, not
+     * handed to recv() (a small ring: the most recent ones) */
+    uint8_t dropped[CH_DROPPED][CH_ID_SIZE];
+    int ndropped;
     size_t nreqs;
     size_t reqs_cap;
     int efd_read;
@@ -178,6 +184,33 @@ static void req_remove(ch_bridge_t *b, int i)
     b->nreqs--;
 }
 
+/* Remember a request given up on (timeout, interrupt); under mu.  The
+ * oldest is forgotten when the list is full. */
+static void drop_later(ch_bridge_t *b, const uint8_t *identity)
+{
+    if (b->ndropped == CH_DROPPED) {
+        memmove(b->dropped[0], b->dropped[1],
+                (size_t)(CH_DROPPED - 1) * CH_ID_SIZE);
+        b->ndropped--;
+    }
+    memcpy(b->dropped[b->ndropped++], identity, CH_ID_SIZE);
+}
+
+/* Is this the late reply to a request given up on?  Forgets it if so. */
+static int is_dropped(ch_bridge_t *b, const uint8_t *identity)
+{
+    int i;
+    for (i = 0; i < b->ndropped; i++) {
+        if (memcmp(b->dropped[i], identity, CH_ID_SIZE) == 0) {
+            memmove(b->dropped[i], b->dropped[i + 1],
+                    (size_t)(b->ndropped - i - 1) * CH_ID_SIZE);
+            b->ndropped--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Queue a command for the loop thread; under mu.  Returns 1 when the
  * loop must be woken (nothing was queued before). */
 static int cmd_append(ch_bridge_t *b, ch_bcmd_t *cmd)
@@ -236,6 +269,11 @@ static void on_message(ch_node_t *node, ch_message_t *msg)
             eq_push(b, CH_EV_REPLY, CH_OK, token, msg, "");
         }
         uv_mutex_unlock(&b->mu);
+        return;
+    }
+    if (b->ndropped > 0 && is_dropped(b, msg->identity)) {
+        uv_mutex_unlock(&b->mu);
+        ch_node_release(node, msg); /* nobody waits for it any more */
         return;
     }
     msg->next_ = NULL;
@@ -739,6 +777,7 @@ void ch_bridge_abandon(ch_bridge_t *b, void *pending)
     uv_mutex_lock(&b->mu);
     for (i = 0; i < b->nreqs; i++) {
         if (b->reqs[i].waiter == cmd) {
+            drop_later(b, b->reqs[i].identity);
             req_remove(b, (int)i);
             break;
         }
@@ -835,8 +874,10 @@ void ch_bridge_cancel(ch_bridge_t *b, uint64_t token)
     int i;
     uv_mutex_lock(&b->mu);
     i = req_find(b, NULL, token);
-    if (i >= 0)
+    if (i >= 0) {
+        drop_later(b, b->reqs[i].identity);
         req_remove(b, i);
+    }
     uv_mutex_unlock(&b->mu);
 }
 

@@ -108,3 +108,27 @@ def test_recv_keeps_order_across_small_and_big_messages() -> None:
         assert {m.header for m in got} == {b"h"}
         assert all(m.address == "127.0.0.1" and m.port == tx.port for m in got)
         assert all(m.remote_identity == tx.identity for m in got)
+
+
+@pytest.mark.parametrize("way", ["request", "request_async"])
+def test_late_reply_after_timeout_is_not_received(way: str) -> None:
+    """A reply that comes after its request gave up is dropped, not handed
+    to recv(); later traffic is unaffected."""
+    with (
+        chirp.Node(port=0, synchronous=False, bind_v6="") as asker,
+        chirp.Node(port=0, synchronous=False, bind_v6="") as answerer,
+    ):
+        target = ("127.0.0.1", answerer.port)
+        if way == "request":
+            with pytest.raises(chirp.ChirpTimeoutError):
+                asker.request(target, b"q", timeout=0.3)
+        else:
+            fut = asker.request_async(target, b"q", timeout=0.3)
+            with pytest.raises(chirp.ChirpTimeoutError):
+                fut.result(timeout=5)
+        question = answerer.recv(timeout=5)
+        answerer.reply(question, b"too late")
+        with pytest.raises(TimeoutError):
+            asker.recv(timeout=0.5)
+        answerer.send(("127.0.0.1", asker.port), b"normal")
+        assert asker.recv(timeout=5).data == b"normal"
