@@ -35,7 +35,6 @@ typedef struct ch_bcmd {
     int wait;
     int wstatus;
     int refs;            /* the core's and, if waited, the waiter's */
-    int send_done;       /* waited request: its send has completed */
     ch_message_t *reply; /* waited request: the reply, once it came */
     char *wdetail; /* CH_DETAIL_SIZE bytes after the payload, if waited */
     /* a batch (ch_bridge_send_many): nsends sends, one event at the end */
@@ -160,7 +159,10 @@ static void eq_push(ch_bridge_t *b, int type, int status, uint64_t token,
     e->status = status;
     e->token = token;
     e->msg = msg;
-    snprintf(e->detail, sizeof(e->detail), "%s", detail ? detail : "");
+    if (detail != NULL && detail[0] != '\0')
+        snprintf(e->detail, sizeof(e->detail), "%s", detail);
+    else
+        e->detail[0] = '\0';
     b->eq_len++;
     b->eq_reserved--;
     b->sig_ev = 1; /* woken once per loop iteration: see flush_signals */
@@ -325,18 +327,11 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
     int free_it, is_req = (cmd->flags & CH_SEND_REQUEST) != 0;
     uv_mutex_lock(&b->mu);
     if (status != CH_OK && is_req) {
-        int i = cmd->wait == CH_W_EVENT ? req_find(b, NULL, cmd->token) : -1;
-        if (cmd->wait != CH_W_EVENT) {
-            for (i = 0; i < (int)b->nreqs; i++)
-                if (b->reqs[i].waiter == cmd)
-                    break;
-            if (i == (int)b->nreqs)
-                i = -1;
-        }
+        /* No reply will come (unless one already did). */
+        int i = req_find(b, cmd->send.identity, 0);
         if (i >= 0)
             req_remove(b, i);
     }
-    cmd->send_done = 1;
     if (cmd->wait == CH_W_WAITING) {
         /* A waited request goes on waiting for its reply, unless the send
          * failed; a waited send is done. */
@@ -603,7 +598,6 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd->wait = waited ? CH_W_WAITING : CH_W_EVENT;
     cmd->wstatus = CH_OK;
     cmd->refs = waited ? 2 : 1;
-    cmd->send_done = 0;
     cmd->reply = NULL;
     cmd->nsends = 0;
     cmd->sends = NULL;
@@ -770,17 +764,14 @@ int ch_bridge_request_wait(ch_bridge_t *b, uint8_t ip_protocol,
 void ch_bridge_abandon(ch_bridge_t *b, void *pending)
 {
     ch_bcmd_t *cmd = pending;
-    int free_it, wake = 0;
-    size_t i;
+    int free_it, wake = 0, i;
     if (cmd == NULL)
         return;
     uv_mutex_lock(&b->mu);
-    for (i = 0; i < b->nreqs; i++) {
-        if (b->reqs[i].waiter == cmd) {
-            drop_later(b, b->reqs[i].identity);
-            req_remove(b, (int)i);
-            break;
-        }
+    if ((cmd->flags & CH_SEND_REQUEST) &&
+        (i = req_find(b, cmd->send.identity, 0)) >= 0) {
+        drop_later(b, cmd->send.identity);
+        req_remove(b, i);
     }
     if (cmd->reply != NULL && !b->closing) {
         /* A reply nobody will read: give its slot back. */
@@ -903,6 +894,21 @@ static int wait_for(ch_bridge_t *b, uv_cond_t *cv, const size_t *len,
     return *len > 0;
 }
 
+/* Take the oldest received message; under mu, the queue not empty. */
+static ch_message_t *mq_pop(ch_bridge_t *b)
+{
+    ch_message_t *m = b->mq_head;
+    b->mq_head = m->next_;
+    m->next_ = NULL;
+    b->mq_len--;
+    if (b->mq_head == NULL) {
+        b->mq_tail = NULL;
+        if (!b->closed)
+            fd_clear(b);
+    }
+    return m;
+}
+
 int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
                    int timeout_ms)
 {
@@ -913,18 +919,8 @@ int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
         uv_mutex_unlock(&b->mu);
         return rc;
     }
-    while (n < max && b->mq_head != NULL) {
-        ch_message_t *m = b->mq_head;
-        b->mq_head = m->next_;
-        m->next_ = NULL;
-        out[n++] = m;
-        b->mq_len--;
-    }
-    if (b->mq_head == NULL) {
-        b->mq_tail = NULL;
-        if (!b->closed)
-            fd_clear(b);
-    }
+    while (n < max && b->mq_head != NULL)
+        out[n++] = mq_pop(b);
     uv_mutex_unlock(&b->mu);
     return n;
 }
@@ -953,8 +949,7 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
                 *needed = size; /* the caller's buffer is too small */
             break;
         }
-        b->mq_head = m->next_;
-        b->mq_len--;
+        mq_pop(b);
         p = (uint8_t *)buf + off;
         memcpy(p, m->identity, CH_ID_SIZE);
         memcpy(p + CH_ID_SIZE, m->remote_identity, CH_ID_SIZE);
@@ -972,17 +967,11 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         off += size;
         n++;
         /* Copied: the slot goes back to the connection right away. */
-        m->next_ = NULL;
         if (last != NULL)
             last->next_ = m;
         else
             taken = m;
         last = m;
-    }
-    if (b->mq_head == NULL) {
-        b->mq_tail = NULL;
-        if (!b->closed)
-            fd_clear(b);
     }
     if (taken != NULL && !b->closing)
         wake = rel_append(b, taken, last);

@@ -38,6 +38,7 @@ Buffer = bytes | bytearray | memoryview
 _BATCH = 256
 _COPY_BUF = 256 * 1024  # per receiving thread; bigger messages skip the copy path
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
+_DETAIL = 256  # bytes for an error detail from the core
 
 
 def _errname(rc: int) -> str:
@@ -114,6 +115,39 @@ class Message:
         )
 
 
+_raw_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+class _Scratch(threading.local):
+    """Per-thread C buffers for the calls that wait, made once per thread."""
+
+    def __init__(self) -> None:
+        self.pending = ffi.new("void **")
+        self.detail = ffi.new("char[]", _DETAIL)
+        self.reply = ffi.new("ch_message_t **")
+        self.one = ffi.new("ch_message_t *[1]")
+        self.ptrs = ffi.new("ch_message_t *[]", _BATCH)
+        self.needed = ffi.new("size_t *")
+        self.meta: Any = None  # the copy path's buffers: only receivers need them
+        self.buf: Any = None
+        self.fbuf: Any = None
+
+    def copy_buffers(self) -> tuple[Any, Any, Any]:
+        """(meta, buf, fbuf) for ch_bridge_recv_copy, made on first use."""
+        if self.buf is None:
+            self.meta = ffi.new("ch_msg_meta_t[]", _BATCH)
+            self.buf = _raw_alloc("char[]", _COPY_BUF)  # written before read
+            self.fbuf = ffi.buffer(self.buf)
+        return self.meta, self.buf, self.fbuf
+
+
+def _slice(deadline: float | None) -> int:
+    """Milliseconds to wait in C before looking again (deadline or Ctrl-C)."""
+    if deadline is None:
+        return _SLICE_MS
+    return max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
+
+
 class _ChirpFuture(Future):
     """A Future for a message already handed to the core: it cannot be
     cancelled (the message may be on the wire), so cancel() is refused."""
@@ -173,7 +207,7 @@ class _Core:
         self.pending: dict[int, tuple[Future, bool]] = {}
         self.deadlines: list[tuple[float, int]] = []
         self.inbox: deque[Message] = deque()
-        self.local = threading.local()
+        self.local = _Scratch()
         self.addr_cache: dict[tuple[str, int], tuple[int, Any, int]] = {}
         self.names: dict[bytes, str] = {}  # raw address -> text
         self.pump_thread = threading.Thread(
@@ -244,35 +278,38 @@ class _Core:
             )
         return data, header
 
+    @staticmethod
+    def _identity(identity: bytes | None) -> tuple[int, Any]:
+        """(flags, identity cdata) for a send that keeps a given identity."""
+        if identity is None:
+            return 0, ffi.NULL
+        return lib.CH_SEND_IDENTITY, ffi.from_buffer("uint8_t[]", identity)
+
+    def _abandon(self, pending: Any) -> None:
+        """Stop waiting for a send or request (timeout, Ctrl-C)."""
+        if pending[0] != ffi.NULL:
+            lib.ch_bridge_abandon(self.b, pending[0])
+            pending[0] = ffi.NULL
+
     def send_wait(
         self, addr: Address, data: Buffer, header: Buffer, identity: bytes | None = None
     ) -> None:
         """Send and wait in C for the result: no Future, no pump thread."""
         proto, abuf, port = self.resolve(addr)
         data, header = self._check(data, header)
-        flags = 0
-        ident = ffi.NULL
-        if identity is not None:
-            flags = lib.CH_SEND_IDENTITY
-            ident = ffi.from_buffer("uint8_t[]", identity)
-        local = self.local
-        pending = getattr(local, "pending", None)
-        if pending is None:
-            pending = local.pending = ffi.new("void **")
-            local.detail = ffi.new("char[]", 256)
-        detail = local.detail
+        flags, ident = self._identity(identity)
+        pending, detail = self.local.pending, self.local.detail
         self._enter()
         try:
             rc = lib.ch_bridge_send_wait(
                 self.b, 0, proto, abuf, port, header, len(header), data, len(data),
-                ident, flags, _SLICE_MS, pending, detail, 256,
+                ident, flags, _SLICE_MS, pending, detail, _DETAIL,
             )  # fmt: skip
             try:
                 while rc == lib.CH_EAGAIN:  # a slice at a time, so Ctrl-C works
-                    rc = lib.ch_bridge_wait(self.b, pending, _SLICE_MS, detail, 256)
+                    rc = lib.ch_bridge_wait(self.b, pending, _SLICE_MS, detail, _DETAIL)
             except BaseException:
-                lib.ch_bridge_abandon(self.b, pending[0])
-                pending[0] = ffi.NULL
+                self._abandon(pending)
                 raise
         finally:
             self._leave()
@@ -284,39 +321,26 @@ class _Core:
         proto, abuf, port = self.resolve(addr)
         data, header = self._check(data, header)
         local = self.local
-        pending = getattr(local, "pending", None)
-        if pending is None:
-            pending = local.pending = ffi.new("void **")
-            local.detail = ffi.new("char[]", 256)
-        reply = getattr(local, "reply", None)
-        if reply is None:
-            reply = local.reply = ffi.new("ch_message_t **")
-        detail = local.detail
+        pending, reply, detail = local.pending, local.reply, local.detail
         deadline = time.monotonic() + timeout
-        slice_ms = min(_SLICE_MS, max(1, int(timeout * 1000)))
         self._enter()
         try:
             rc = lib.ch_bridge_request_wait(
                 self.b, proto, abuf, port, header, len(header), data, len(data),
-                slice_ms, pending, reply, detail, 256,
+                _slice(deadline), pending, reply, detail, _DETAIL,
             )  # fmt: skip
             try:
                 while rc == lib.CH_EAGAIN:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        lib.ch_bridge_abandon(self.b, pending[0])
-                        pending[0] = ffi.NULL
+                    if time.monotonic() >= deadline:
                         raise ChirpTimeoutError(f"no reply within {timeout} s")
-                    wait = min(_SLICE_MS, max(1, int(left * 1000)))
-                    rc = lib.ch_bridge_wait_reply(self.b, pending, wait, reply, detail, 256)
+                    rc = lib.ch_bridge_wait_reply(
+                        self.b, pending, _slice(deadline), reply, detail, _DETAIL
+                    )
             except BaseException:
-                if pending[0] != ffi.NULL:
-                    lib.ch_bridge_abandon(self.b, pending[0])
-                    pending[0] = ffi.NULL
+                self._abandon(pending)
                 raise
             if rc == 0:
-                p = reply[0]
-                msg = self.make_message(p)
+                msg = self.make_message(reply[0])
                 lib.ch_bridge_release(self.b, reply, 1)
         finally:
             self._leave()
@@ -335,38 +359,30 @@ class _Core:
     ) -> Future:
         proto, abuf, port = self.resolve(addr)
         data, header = self._check(data, header)
-        flags = 0
-        ident = ffi.NULL
-        if identity is not None:
-            flags |= lib.CH_SEND_IDENTITY
-            ident = ffi.from_buffer("uint8_t[]", identity)
+        flags, ident = self._identity(identity)
         if request:
             flags |= lib.CH_SEND_REQUEST
-        fut: Future = _ChirpFuture()
         token = next(self.tokens)
         with self.lock:
-            if self.closing:
-                raise ClosedError("node is closed")
-            self.pending[token] = (fut, request)
+            fut = self._register(token, request)
             if request and timeout is not None:
                 heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
             rc = lib.ch_bridge_send(
-                self.b,
-                token,
-                proto,
-                abuf,
-                port,
-                header,
-                len(header),
-                data,
-                len(data),
-                ident,
-                flags,
-            )
+                self.b, token, proto, abuf, port, header, len(header), data, len(data),
+                ident, flags,
+            )  # fmt: skip
             if rc != 0:
                 del self.pending[token]
         if rc != 0:
             _raise(rc)
+        return fut
+
+    def _register(self, token: int, request: bool) -> Future:
+        """A Future for token, waited on by the pump; under self.lock."""
+        if self.closing:
+            raise ClosedError("node is closed")
+        fut: Future = _ChirpFuture()
+        self.pending[token] = (fut, request)
         return fut
 
     def send_batch(self, addr: Address, items: Any, header: Buffer) -> Future:
@@ -375,8 +391,8 @@ class _Core:
         datas = [d if type(d) is bytes else _as_bytes("data", d) for d in items]
         if not isinstance(header, bytes):
             header = _as_bytes("header", header)
-        fut: Future = _ChirpFuture()
         if not datas:
+            fut: Future = _ChirpFuture()
             fut.set_result(None)
             return fut
         lens = [len(d) for d in datas]
@@ -390,9 +406,7 @@ class _Core:
         clens = ffi.new("size_t[]", lens)
         token = next(self.tokens)
         with self.lock:
-            if self.closing:
-                raise ClosedError("node is closed")
-            self.pending[token] = (fut, False)
+            fut = self._register(token, False)
             rc = lib.ch_bridge_send_many(
                 self.b, token, proto, abuf, port, header, len(header), joined, clens, len(lens)
             )
@@ -406,6 +420,7 @@ class _Core:
 
     def _pump(self) -> None:
         events = ffi.new("ch_event_t[]", _BATCH)
+        self.pump_one = ffi.new("ch_message_t *[1]")
         while True:
             wait = _SLICE_MS
             if self.deadlines:
@@ -430,7 +445,8 @@ class _Core:
             token = ev.token
             if ev.type == lib.CH_EV_REPLY:
                 msg = self.make_message(ev.msg)
-                lib.ch_bridge_release(self.b, ffi.new("ch_message_t *[1]", [ev.msg]), 1)
+                self.pump_one[0] = ev.msg
+                lib.ch_bridge_release(self.b, self.pump_one, 1)
                 entry = self.pending.pop(token, None)
                 if entry is not None and not entry[0].done():
                     entry[0].set_result(msg)
@@ -462,31 +478,48 @@ class _Core:
 
     # -- receiving --------------------------------------------------------
 
+    def _address(self, proto: int, raw: bytes) -> str:
+        """Text of a raw address (4 or 16 bytes), cached: peers are few."""
+        name = self.names.get(raw)
+        if name is None:
+            name = socket.inet_ntop(socket.AF_INET6 if proto == 6 else socket.AF_INET, raw)
+            if len(self.names) < 4096:
+                self.names[raw] = name
+        return name
+
     def make_message(self, p: Any) -> Message:
+        """A Message from a message still in its slot (the pointer path)."""
         hl, dl = p.header_len, p.data_len
-        header = ffi.buffer(p.header, hl)[:] if hl else b""
-        data = ffi.buffer(p.data, dl)[:] if dl else b""
         proto = p.ip_protocol
-        if proto == 6:
-            address = socket.inet_ntop(socket.AF_INET6, ffi.buffer(p.address, 16)[:])
-        else:
-            address = socket.inet_ntop(socket.AF_INET, ffi.buffer(p.address, 4)[:])
         return Message(
-            data,
-            header,
+            ffi.buffer(p.data, dl)[:] if dl else b"",
+            ffi.buffer(p.header, hl)[:] if hl else b"",
             ffi.buffer(p.identity, 16)[:],
             p.serial,
-            address,
+            self._address(proto, ffi.buffer(p.address, 16 if proto == 6 else 4)[:]),
             p.port,
             ffi.buffer(p.remote_identity, 16)[:],
             proto,
         )
 
-    def _ptrs(self) -> Any:
-        arr = getattr(self.local, "arr", None)
-        if arr is None:
-            arr = self.local.arr = ffi.new("ch_message_t *[]", _BATCH)
-        return arr
+    def _take(self, call: Any, deadline: float | None, timeout: float | None) -> int:
+        """Run call(wait_ms) until it returns messages (> 0) or 0; raises
+        ClosedError, or ChirpTimeoutError at the deadline.  -1: another
+        thread left messages in the inbox."""
+        while True:
+            self._enter()
+            try:
+                n = call(_slice(deadline))
+            finally:
+                self._leave()
+            if n >= 0:
+                return n
+            if n == lib.CH_ECLOSED:
+                raise ClosedError("node is closed")
+            if self.inbox:
+                return -1
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ChirpTimeoutError(f"no message within {timeout} s")
 
     def recv_many(self, max_count: int, timeout: float | None) -> list[Message]:
         """Up to max_count messages; waits up to timeout for the first one."""
@@ -504,25 +537,12 @@ class _Core:
             got = self._recv_copied(max_count, deadline, timeout)
             if got is not None:
                 return got
-        arr = self._ptrs()
-        while True:
-            if deadline is None:
-                wait = _SLICE_MS
-            else:
-                wait = max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
-            self._enter()
-            try:
-                n = lib.ch_bridge_recv(self.b, arr, _BATCH, wait)
-            finally:
-                self._leave()
-            if n > 0:
-                break
-            if n == lib.CH_ECLOSED:
-                raise ClosedError("node is closed")
-            if inbox:  # another thread left messages for us
-                return self.recv_many(max_count, 0)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ChirpTimeoutError(f"no message within {timeout} s")
+        arr = self.local.ptrs
+        n = self._take(
+            lambda wait: lib.ch_bridge_recv(self.b, arr, _BATCH, wait), deadline, timeout
+        )
+        if n <= 0:  # another thread left messages for us
+            return self.recv_many(max_count, 0)
         msgs = [self.make_message(arr[i]) for i in range(n)]
         if self.auto_release:
             self.release_ptrs(arr, n)
@@ -543,35 +563,20 @@ class _Core:
         builds the messages.  None: the next message is too big for the
         buffer; take it through the pointer path."""
         local = self.local
-        meta = getattr(local, "meta", None)
-        if meta is None:
-            meta = local.meta = ffi.new("ch_msg_meta_t[]", _BATCH)
-            local.buf = ffi.new("char[]", _COPY_BUF)
-            local.fbuf = ffi.buffer(local.buf)
-            local.needed = ffi.new("size_t *")
-        buf, needed = local.buf, local.needed
-        while True:
-            if deadline is None:
-                wait = _SLICE_MS
-            else:
-                wait = max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
-            self._enter()
-            try:
-                n = lib.ch_bridge_recv_copy(self.b, meta, _BATCH, buf, _COPY_BUF, wait, needed)
-            finally:
-                self._leave()
-            if n > 0:
-                break
-            if n == 0:  # too big to copy here
-                return None
-            if n == lib.CH_ECLOSED:
-                raise ClosedError("node is closed")
-            if self.inbox:
-                return self.recv_many(max_count, 0)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ChirpTimeoutError(f"no message within {timeout} s")
-        fb = local.fbuf
-        names = self.names
+        meta, buf, fb = local.copy_buffers()
+        needed = local.needed
+        n = self._take(
+            lambda wait: lib.ch_bridge_recv_copy(
+                self.b, meta, _BATCH, buf, _COPY_BUF, wait, needed
+            ),
+            deadline,
+            timeout,
+        )
+        if n == 0:  # too big to copy here
+            return None
+        if n < 0:  # another thread left messages for us
+            return self.recv_many(max_count, 0)
+        address = self._address
         msgs = []
         for i in range(n):
             m = meta[i]
@@ -580,19 +585,13 @@ class _Core:
             dl = m.data_len
             body = off + 48
             proto = m.ip_protocol
-            key = fb[off + 32 : off + (48 if proto == 6 else 36)]
-            address = names.get(key)
-            if address is None:
-                address = socket.inet_ntop(socket.AF_INET6 if proto == 6 else socket.AF_INET, key)
-                if len(names) < 4096:
-                    names[key] = address
             msgs.append(
                 Message(
                     fb[body + hl : body + hl + dl] if dl else b"",
                     fb[body : body + hl] if hl else b"",
                     fb[off : off + 16],
                     m.serial,
-                    address,
+                    address(proto, fb[off + 32 : off + (48 if proto == 6 else 36)]),
                     m.port,
                     fb[off + 16 : off + 32],
                     proto,
@@ -609,9 +608,9 @@ class _Core:
                 lib.ch_bridge_release(self.b, arr, n)
 
     def release_one(self, ptr: Any) -> None:
-        with self.lock:
-            if not self.freed:
-                lib.ch_bridge_release(self.b, ffi.new("ch_message_t *[1]", [ptr]), 1)
+        one = self.local.one
+        one[0] = ptr
+        self.release_ptrs(one, 1)
 
     # -- closing ----------------------------------------------------------
 
