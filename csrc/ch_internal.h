@@ -186,6 +186,7 @@ void ch_conn_close(ch_conn_t *conn, int status, const char *detail);
 void ch_conn_tick(ch_conn_t *conn, uint64_t now);
 void ch_conn_slot_free(ch_conn_t *conn, ch_message_t *msg);
 void ch_conn_resume(ch_conn_t *conn);
+void ch_conn_release(ch_conn_t *conn, ch_message_t *msg);
 void ch_conn_free(ch_conn_t *conn);
 int ch_is_loopback(uint8_t ip_protocol, const uint8_t address[16]);
 

@@ -90,18 +90,20 @@ static ch_conn_t *conn_new(ch_node_t *node)
     return c;
 }
 
+/* Free a slot's buffer unless it is the slot's own preallocated one. */
+static void drop_buffer(ch_conn_t *c, ch_message_t *m)
+{
+    if (m->buf_ != c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE)
+        ch_free(m->buf_);
+    m->buf_ = NULL;
+}
+
 void ch_conn_free(ch_conn_t *c)
 {
     ch_node_t *node = c->node;
     int i;
-    for (i = 0; i < c->nslots; i++) {
-        ch_message_t *m = &c->slots[i];
-        if (m->buf_ != NULL &&
-            (m->buf_ < c->inline_bufs ||
-             m->buf_ >= c->inline_bufs + (size_t)c->nslots * CH_INLINE_SIZE))
-            ch_free(m->buf_);
-        m->buf_ = NULL;
-    }
+    for (i = 0; i < c->nslots; i++)
+        drop_buffer(c, &c->slots[i]);
     if (c->cprev != NULL)
         c->cprev->cnext = c->cnext;
     else
@@ -186,11 +188,7 @@ void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
 {
     if (m->state_ == CH_MS_FREE)
         return;
-    if (m->buf_ != NULL &&
-        (m->buf_ < c->inline_bufs ||
-         m->buf_ >= c->inline_bufs + (size_t)c->nslots * CH_INLINE_SIZE))
-        ch_free(m->buf_);
-    m->buf_ = NULL;
+    drop_buffer(c, m);
     m->state_ = CH_MS_FREE;
     c->slots_busy--;
     if (c->handle_closed) {
@@ -199,6 +197,26 @@ void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
     }
     if (c->stalled && c->state != CH_CS_CLOSING)
         ch_conn_resume(c);
+}
+
+/* The application is done with m: queue its ACK if one was asked (the
+ * slot is free once the ACK is written), else free the slot now. */
+void ch_conn_release(ch_conn_t *c, ch_message_t *m)
+{
+    drop_buffer(c, m);
+    m->header = m->data = NULL;
+    if ((m->type & CH_MSG_REQ_ACK) && c->state == CH_CS_READY) {
+        m->state_ = CH_MS_ACKQ;
+        m->next_ = NULL;
+        if (c->ack_tail != NULL)
+            c->ack_tail->next_ = m;
+        else
+            c->ack_head = m;
+        c->ack_tail = m;
+        ch_writer_flush(c);
+        return;
+    }
+    ch_conn_slot_free(c, m);
 }
 
 static ch_message_t *take_slot(ch_conn_t *c)

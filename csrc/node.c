@@ -433,29 +433,9 @@ int ch_node_send(ch_node_t *node, ch_send_t *req)
 
 void ch_node_release(ch_node_t *node, ch_message_t *msg)
 {
-    ch_conn_t *conn = msg->conn_;
     (void)node;
-    if (msg->state_ != CH_MS_APP)
-        return;
-    if (msg->buf_ != NULL && (msg->buf_ < conn->inline_bufs ||
-                              msg->buf_ >= conn->inline_bufs +
-                                               (size_t)conn->nslots *
-                                                   CH_INLINE_SIZE))
-        ch_free(msg->buf_);
-    msg->buf_ = NULL;
-    msg->header = msg->data = NULL;
-    if ((msg->type & CH_MSG_REQ_ACK) && conn->state == CH_CS_READY) {
-        msg->state_ = CH_MS_ACKQ;
-        msg->next_ = NULL;
-        if (conn->ack_tail != NULL)
-            conn->ack_tail->next_ = msg;
-        else
-            conn->ack_head = msg;
-        conn->ack_tail = msg;
-        ch_writer_flush(conn);
-        return;
-    }
-    ch_conn_slot_free(conn, msg);
+    if (msg->state_ == CH_MS_APP) /* a second release does nothing */
+        ch_conn_release(msg->conn_, msg);
 }
 
 /* Close the timer once every connection is closing: the last handle. */
