@@ -60,6 +60,7 @@ typedef struct ch_config {
     const char *cert_chain_pem;
     const char *dh_params_pem;
     int max_inflight;
+    int spin_us;
 } ch_config_t;
 
 void ch_config_init(ch_config_t *config);

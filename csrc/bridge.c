@@ -6,11 +6,17 @@
  * queue (recv), completions into an event ring (poll); waiters sleep on
  * condition variables, and an eventfd signals waiting messages to event
  * loops such as asyncio.  Event ring space is reserved when a send is
- * accepted, so a completion can never be lost for lack of memory. */
+ * accepted, so a completion can never be lost for lack of memory.
+ *
+ * Waking a sleeping thread costs tens of microseconds on a virtual
+ * machine, several times on every round trip.  So a waiting thread, and
+ * the loop thread after each wake-up, first polls for spin_ns (yielding
+ * the CPU between looks) and sleeps only when nothing came meanwhile. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,9 +101,34 @@ struct ch_bridge {
     int efd_write;
     int fd_signaled;
     uint64_t rng[2];
+    uint64_t spin_ns; /* see the top of the file; 0: sleep at once */
+    unsigned long activity; /* loop thread: counts traffic, for spinning */
     uint16_t port;
     uint8_t identity[CH_ID_SIZE];
 };
+
+/* When a wait that started now stops spinning: spin_ns from now, but not
+ * after deadline (0: none). */
+static uint64_t spin_until(const ch_bridge_t *b, uint64_t deadline)
+{
+    uint64_t until;
+    if (b->spin_ns == 0)
+        return 0;
+    until = uv_hrtime() + b->spin_ns;
+    return deadline != 0 && deadline < until ? deadline : until;
+}
+
+/* One look while spinning: give mu and the CPU away for a moment.  Under
+ * mu; returns 0 once until has passed. */
+static int spin_step(ch_bridge_t *b, uint64_t until)
+{
+    if (until == 0 || uv_hrtime() >= until)
+        return 0;
+    uv_mutex_unlock(&b->mu);
+    sched_yield();
+    uv_mutex_lock(&b->mu);
+    return 1;
+}
 
 static void fd_signal(ch_bridge_t *b)
 {
@@ -254,6 +285,7 @@ static void on_message(ch_node_t *node, ch_message_t *msg)
 {
     ch_bridge_t *b = ch_node_user_data(node);
     int i;
+    b->activity++;
     uv_mutex_lock(&b->mu);
     if (b->nreqs > 0 && (i = req_find(b, msg->identity, 0)) >= 0) {
         uint64_t token = b->reqs[i].token;
@@ -325,6 +357,7 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
     ch_bcmd_t *cmd = s->user_data;
     ch_bridge_t *b = cmd->bridge;
     int free_it, is_req = (cmd->flags & CH_SEND_REQUEST) != 0;
+    b->activity++;
     uv_mutex_lock(&b->mu);
     if (status != CH_OK && is_req) {
         /* No reply will come (unless one already did). */
@@ -355,6 +388,7 @@ static void on_batch_done(ch_send_t *s, int status, const char *detail)
 {
     ch_bcmd_t *cmd = s->user_data;
     ch_bridge_t *b = cmd->bridge;
+    b->activity++;
     if (status != CH_OK && cmd->nfailed++ == 0) {
         cmd->bstatus = status;
         snprintf(cmd->bdetail, CH_DETAIL_SIZE, "%s", detail ? detail : "");
@@ -389,6 +423,7 @@ static void on_async(uv_async_t *h)
     ch_bcmd_t *cmds;
     ch_message_t *rels;
     int closing;
+    b->activity++;
     uv_mutex_lock(&b->mu);
     cmds = b->cmd_head;
     rels = b->rel_head;
@@ -435,7 +470,27 @@ static void on_async(uv_async_t *h)
 static void loop_main(void *arg)
 {
     ch_bridge_t *b = arg;
-    uv_run(&b->loop, UV_RUN_DEFAULT);
+    int more = 1;
+    unsigned long seen = b->activity;
+    while (more) {
+        /* After traffic (not a timer tick), look again without sleeping
+         * until spin_ns pass without any: the next command or packet of
+         * a conversation is usually close. */
+        uint64_t until = 0;
+        while (more && b->spin_ns > 0) {
+            uint64_t now = uv_hrtime();
+            if (b->activity != seen) {
+                seen = b->activity;
+                until = now + b->spin_ns;
+            }
+            if (now >= until)
+                break;
+            more = uv_run(&b->loop, UV_RUN_NOWAIT);
+            sched_yield();
+        }
+        if (more)
+            more = uv_run(&b->loop, UV_RUN_ONCE);
+    }
     uv_mutex_lock(&b->mu);
     b->closed = 1;
     /* Requests still waiting for a reply will not get one. */
@@ -519,6 +574,7 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         ch_free(b);
         return rc;
     }
+    b->spin_ns = (uint64_t)config->spin_us * 1000u;
     b->port = ch_node_port(b->node);
     memcpy(b->identity, ch_node_identity(b->node), CH_ID_SIZE);
     if (uv_random(NULL, NULL, b->rng, sizeof(b->rng), 0, NULL) != 0) {
@@ -682,8 +738,11 @@ static int wait_done(ch_bridge_t *b, void **pending, int timeout_ms,
     ch_bcmd_t *cmd = *pending;
     uint64_t deadline =
         uv_hrtime() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+    uint64_t until = spin_until(b, timeout_ms < 0 ? 0 : deadline);
     int status, free_it;
     uv_mutex_lock(&b->mu);
+    while (cmd->wait == CH_W_WAITING && spin_step(b, until))
+        ;
     while (cmd->wait == CH_W_WAITING) {
         uint64_t now = uv_hrtime();
         if (timeout_ms >= 0 && now >= deadline) {
@@ -872,13 +931,19 @@ void ch_bridge_cancel(ch_bridge_t *b, uint64_t token)
     uv_mutex_unlock(&b->mu);
 }
 
-/* Wait on cv until pred or timeout; under mu.  timeout_ms < 0: forever. */
+/* Wait on cv until *len > 0 or timeout; under mu.  timeout_ms < 0:
+ * forever.  Spins first if spin is set. */
 static int wait_for(ch_bridge_t *b, uv_cond_t *cv, const size_t *len,
-                    int timeout_ms)
+                    int timeout_ms, int spin)
 {
     uint64_t deadline = 0;
     if (timeout_ms > 0)
         deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+    if (spin && timeout_ms != 0) {
+        uint64_t until = spin_until(b, deadline);
+        while (*len == 0 && !b->closed && spin_step(b, until))
+            ;
+    }
     while (*len == 0 && !b->closed) {
         if (timeout_ms == 0)
             break;
@@ -914,7 +979,7 @@ int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
 {
     int n = 0;
     uv_mutex_lock(&b->mu);
-    if (!wait_for(b, &b->cv_msg, &b->mq_len, timeout_ms)) {
+    if (!wait_for(b, &b->cv_msg, &b->mq_len, timeout_ms, 1)) {
         int rc = (b->closed || b->closing) ? CH_ECLOSED : CH_ETIMEDOUT;
         uv_mutex_unlock(&b->mu);
         return rc;
@@ -934,7 +999,7 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
     int n = 0, wake = 0;
     *needed = 0;
     uv_mutex_lock(&b->mu);
-    if (!wait_for(b, &b->cv_msg, &b->mq_len, timeout_ms)) {
+    if (!wait_for(b, &b->cv_msg, &b->mq_len, timeout_ms, 1)) {
         int rc = (b->closed || b->closing) ? CH_ECLOSED : CH_ETIMEDOUT;
         uv_mutex_unlock(&b->mu);
         return rc;
@@ -1003,7 +1068,9 @@ int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
 {
     int n = 0;
     uv_mutex_lock(&b->mu);
-    if (!wait_for(b, &b->cv_ev, &b->eq_len, timeout_ms)) {
+    /* Spin only while completions are outstanding. */
+    if (!wait_for(b, &b->cv_ev, &b->eq_len, timeout_ms,
+                  b->eq_reserved > 1)) {
         int rc = b->closed ? CH_ECLOSED : CH_ETIMEDOUT;
         uv_mutex_unlock(&b->mu);
         return rc;

@@ -70,6 +70,9 @@ typedef struct ch_config {
     const char *dh_params_pem;  /* path or NULL */
     int max_inflight;     /* synchronous: unacknowledged messages per chirp
                              remote (libchirp remotes: 1, see conn.c) */
+    int spin_us;          /* bridge: microseconds a waiting thread (and the
+                             loop thread after a wake-up) keeps polling
+                             before it sleeps, 0..100000 (default 50) */
 } ch_config_t;
 
 /* Fill a config with the defaults. */

@@ -59,6 +59,7 @@ void ch_config_init(ch_config_t *c)
     strcpy(c->bind_v6, "::");
     c->backlog = 100;
     c->max_inflight = 16;
+    c->spin_us = 50;
 }
 
 #define FAIL(...)                                                           \
@@ -89,6 +90,8 @@ int ch_config_check(const ch_config_t *c, char *err, size_t errlen)
         FAIL("backlog must be in 1..65535, got %d", c->backlog);
     if (c->max_inflight < 1 || c->max_inflight > 1024)
         FAIL("max_inflight must be in 1..1024, got %d", c->max_inflight);
+    if (c->spin_us < 0 || c->spin_us > 100000)
+        FAIL("spin_us must be in 0..100000, got %d", c->spin_us);
     if (c->bind_v4[0] == '\0' && c->bind_v6[0] == '\0')
         FAIL("bind_v4 and bind_v6 are both empty: nothing to listen on");
     if (c->bind_v4[0] != '\0' &&

@@ -54,6 +54,10 @@ BAD_VALUES = [
     (dict(auto_release="no"), TypeError, "auto_release"),
     (dict(disable_encryption=1.0), TypeError, "disable_encryption"),
     (dict(cert_chain_pem=42), TypeError, "cert_chain_pem"),
+    (dict(spin_us=-1), ValueError, "spin_us"),
+    (dict(spin_us=100_001), ValueError, "spin_us"),
+    (dict(spin_us=1.5), TypeError, "spin_us"),
+    (dict(spin_us="50"), TypeError, "spin_us"),
     (dict(no_such_option=1), TypeError, "no_such_option"),
     (dict(Port=1), TypeError, "Port"),
 ]
@@ -122,6 +126,7 @@ def test_config_defaults():
     assert cfg.bind_v4 == "0.0.0.0"
     assert cfg.bind_v6 == "::"
     assert cfg.identity is None
+    assert cfg.spin_us == 50
 
 
 def test_node_config_reflects_defaults_and_overrides():
@@ -253,6 +258,7 @@ valid_options = st.fixed_dictionaries(
         "auto_release": st.booleans(),
         "identity": st.binary(min_size=16, max_size=16),
         "buffer_size": st.sampled_from([0, 1024, 4096, 65536, 1 << 20]),
+        "spin_us": st.sampled_from([0, 1, 50, 2000]),
     },
 )
 

@@ -34,6 +34,7 @@ class Config:
     dh_params_pem: str | None = None
     auto_release: bool = True
     max_inflight: int = 16
+    spin_us: int = 50
 
     def __post_init__(self) -> None:
         self.validate()
@@ -66,6 +67,7 @@ class Config:
         _path("dh_params_pem", self.dh_params_pem)
         _bool("auto_release", self.auto_release)
         _int("max_inflight", self.max_inflight, 1, 1024)
+        _int("spin_us", self.spin_us, 0, 100_000)
 
     @classmethod
     def option_names(cls) -> list[str]:

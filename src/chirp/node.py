@@ -187,6 +187,7 @@ class _Core:
             keep.append(ffi.new("char[]", str(cfg.dh_params_pem).encode()))
             c.dh_params_pem = keep[-1]
         c.max_inflight = cfg.max_inflight
+        c.spin_us = cfg.spin_us
         out = ffi.new("ch_bridge_t **")
         err = ffi.new("char[256]")
         rc = lib.ch_bridge_open(c, out, err, 256)
