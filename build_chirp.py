@@ -89,6 +89,7 @@ typedef struct ch_event {
     int type;
     int status;
     uint64_t token;
+    uint64_t count;
     ch_message_t *msg;
     char detail[256];
 } ch_event_t;

@@ -181,14 +181,28 @@ static int eq_reserve(ch_bridge_t *b, size_t more)
     return CH_OK;
 }
 
-/* Push into reserved space; under mu. */
+/* Push into reserved space; under mu.  A success that follows the
+ * newest waiting success by token is merged into it (one event for a
+ * whole stream of completions). */
 static void eq_push(ch_bridge_t *b, int type, int status, uint64_t token,
                     ch_message_t *msg, const char *detail)
 {
-    ch_event_t *e = &b->eq[(b->eq_head + b->eq_len) % b->eq_cap];
+    ch_event_t *e;
+    if (type == CH_EV_SEND && status == CH_OK && b->eq_len > 0) {
+        e = &b->eq[(b->eq_head + b->eq_len - 1) % b->eq_cap];
+        if (e->type == CH_EV_SEND && e->status == CH_OK &&
+            e->token + e->count == token) {
+            e->count++;
+            b->eq_reserved--;
+            b->sig_ev = 1;
+            return;
+        }
+    }
+    e = &b->eq[(b->eq_head + b->eq_len) % b->eq_cap];
     e->type = type;
     e->status = status;
     e->token = token;
+    e->count = 1;
     e->msg = msg;
     if (detail != NULL && detail[0] != '\0')
         snprintf(e->detail, sizeof(e->detail), "%s", detail);

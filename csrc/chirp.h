@@ -187,6 +187,10 @@ typedef struct ch_event {
     int type;
     int status;
     uint64_t token;
+    /* CH_EV_SEND with status CH_OK: the sends token .. token + count - 1
+     * all succeeded (consecutive successes are merged into one event);
+     * otherwise 1. */
+    uint64_t count;
     ch_message_t *msg;
     char detail[CH_DETAIL_SIZE];
 } ch_event_t;

@@ -13,9 +13,10 @@ from conftest import addr, new_node
 def test_same_behaviour_with_and_without_spinning(spin_us, synchronous):
     """Blocking sends, requests with replies, receive timeouts and Futures
     work the same whatever spin_us is."""
-    with new_node(spin_us=spin_us, synchronous=synchronous) as a, new_node(
-        spin_us=spin_us, synchronous=False
-    ) as b:
+    with (
+        new_node(spin_us=spin_us, synchronous=synchronous) as a,
+        new_node(spin_us=spin_us, synchronous=False) as b,
+    ):
         for i in range(20):
             fut = a.request_async(addr(b), b"q%d" % i, timeout=10.0)
             msg = b.recv(timeout=10.0)

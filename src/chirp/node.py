@@ -17,6 +17,8 @@ import time
 import weakref
 from collections import deque
 from concurrent.futures import Future
+from concurrent.futures._base import FINISHED as _FINISHED
+from concurrent.futures._base import PENDING as _PENDING
 from typing import Any
 
 from ._chirp import ffi, lib
@@ -39,6 +41,7 @@ _BATCH = 256
 _COPY_BUF = 256 * 1024  # per receiving thread; bigger messages skip the copy path
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
 _DETAIL = 256  # bytes for an error detail from the core
+_SEND_REQUEST = lib.CH_SEND_REQUEST
 
 
 def _errname(rc: int) -> str:
@@ -148,13 +151,85 @@ def _slice(deadline: float | None) -> int:
     return max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
 
 
+_FUTURE_LOCK = threading.Lock()  # orders making a condition vs finishing
+_FUTURE_FIELDS = frozenset(("_condition", "_state", "_result", "_exception", "_waiters",
+                            "_done_callbacks"))  # fmt: skip
+# The lazy Future below relies on concurrent.futures.Future's fields; on a
+# Python whose Future has other fields it falls back to the plain one.
+_LAZY_FUTURES = set(vars(Future())) == _FUTURE_FIELDS
+
+
 class _ChirpFuture(Future):
-    """A Future for a message already handed to the core: it cannot be
-    cancelled (the message may be on the wire), so cancel() is refused."""
+    """A Future for a message already handed to the core.
+
+    It cannot be cancelled (the message may be on the wire).  Most send
+    Futures are never waited on before they finish, so the Condition a
+    Future waits with is made only when somebody waits, asks for a
+    callback or uses concurrent.futures.wait(); until then the pump
+    finishes it with a few assignments (``_finish``)."""
+
+    def __init__(self) -> None:
+        if not _LAZY_FUTURES:
+            super().__init__()
+            return
+        self._state = _PENDING
+        self._result = None
+        self._exception: BaseException | None = None
+        self._waiters: list = []
+        self._done_callbacks: list = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "_condition":
+            raise AttributeError(name)
+        with _FUTURE_LOCK:
+            cond = self.__dict__.get("_condition")
+            if cond is None:
+                cond = self.__dict__["_condition"] = threading.Condition()
+        return cond
+
+    def _finish(self, result: Any, exc: BaseException | None) -> None:
+        """Set the outcome (the pump, or a failing call): without the
+        Condition when nobody made one, else the usual way."""
+        with _FUTURE_LOCK:
+            if "_condition" not in self.__dict__:
+                if self._state == _PENDING:
+                    self._result = result
+                    self._exception = exc
+                    self._state = _FINISHED
+                return
+        if self.done():
+            return
+        if exc is None:
+            self.set_result(result)
+        else:
+            self.set_exception(exc)
 
     def cancel(self) -> bool:
         """Refused: a queued message cannot be recalled."""
         return False
+
+    def cancelled(self) -> bool:
+        """Always False (see cancel)."""
+        return False
+
+    def done(self) -> bool:
+        """True once finished (reads the state without a lock: it only
+        ever changes from pending to finished)."""
+        return self._state == _FINISHED
+
+    def result(self, timeout: float | None = None) -> Any:
+        """As Future.result; a finished Future answers without locking."""
+        if self._state == _FINISHED:
+            if self._exception is not None:
+                raise self._exception
+            return self._result
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """As Future.exception; a finished Future answers without locking."""
+        if self._state == _FINISHED:
+            return self._exception
+        return super().exception(timeout)
 
 
 class _Core:
@@ -199,13 +274,14 @@ class _Core:
         lib.ch_bridge_identity(self.b, ident)
         self.identity: bytes = bytes(ident)
         self.auto_release = cfg.auto_release
+        self.small = min(cfg.max_msg_size, 0xFFFF)  # no size check needed up to here
         self.lock = threading.Lock()
         self.idle = threading.Condition(self.lock)
         self.active = 0  # threads inside a blocking C call
         self.closing = False
         self.freed = False
         self.tokens = itertools.count(1)
-        self.pending: dict[int, tuple[Future, bool]] = {}
+        self.pending: dict[int, tuple[_ChirpFuture, bool]] = {}
         self.deadlines: list[tuple[float, int]] = []
         self.inbox: deque[Message] = deque()
         self.local = _Scratch()
@@ -358,14 +434,27 @@ class _Core:
         request: bool = False,
         timeout: float | None = None,
     ) -> Future:
-        proto, abuf, port = self.resolve(addr)
-        data, header = self._check(data, header)
-        flags, ident = self._identity(identity)
+        # The per-message path of send_async: kept short on purpose.
+        hit = self.addr_cache.get(addr)  # type: ignore[arg-type]
+        proto, abuf, port = hit if hit is not None else self.resolve(addr)
+        if (
+            type(data) is not bytes
+            or type(header) is not bytes
+            or len(data) + len(header) > self.small
+        ):
+            data, header = self._check(data, header)
+        if identity is None:
+            flags, ident = 0, ffi.NULL
+        else:
+            flags, ident = self._identity(identity)
         if request:
-            flags |= lib.CH_SEND_REQUEST
+            flags |= _SEND_REQUEST
+        fut = _ChirpFuture()
         token = next(self.tokens)
         with self.lock:
-            fut = self._register(token, request)
+            if self.closing:
+                raise ClosedError("node is closed")
+            self.pending[token] = (fut, request)
             if request and timeout is not None:
                 heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
             rc = lib.ch_bridge_send(
@@ -382,7 +471,7 @@ class _Core:
         """A Future for token, waited on by the pump; under self.lock."""
         if self.closing:
             raise ClosedError("node is closed")
-        fut: Future = _ChirpFuture()
+        fut = _ChirpFuture()
         self.pending[token] = (fut, request)
         return fut
 
@@ -393,8 +482,8 @@ class _Core:
         if not isinstance(header, bytes):
             header = _as_bytes("header", header)
         if not datas:
-            fut: Future = _ChirpFuture()
-            fut.set_result(None)
+            fut = _ChirpFuture()
+            fut._finish(None, None)
             return fut
         lens = [len(d) for d in datas]
         biggest = max(lens) + len(header)
@@ -438,6 +527,7 @@ class _Core:
 
     def _dispatch(self, events: Any, n: int) -> bool:
         closed = False
+        pending = self.pending
         for i in range(n):
             ev = events[i]
             if ev.type == lib.CH_EV_CLOSED:
@@ -448,22 +538,38 @@ class _Core:
                 msg = self.make_message(ev.msg)
                 self.pump_one[0] = ev.msg
                 lib.ch_bridge_release(self.b, self.pump_one, 1)
-                entry = self.pending.pop(token, None)
-                if entry is not None and not entry[0].done():
-                    entry[0].set_result(msg)
+                entry = pending.pop(token, None)
+                if entry is not None:
+                    entry[0]._finish(msg, None)
                 continue
             status = ev.status
-            if status == 0:
-                entry = self.pending.get(token)
-                if entry is not None and not entry[1]:
-                    del self.pending[token]
-                    entry[0].set_result(None)
+            if status == 0:  # tokens token .. token + count - 1 succeeded
+                self._succeed(token, ev.count)
                 continue
-            entry = self.pending.pop(token, None)
-            if entry is not None and not entry[0].done():
+            entry = pending.pop(token, None)
+            if entry is not None:
                 detail = ffi.string(ev.detail).decode(errors="replace")
-                entry[0].set_exception(error_for(_errname(status), detail))
+                entry[0]._finish(None, error_for(_errname(status), detail))
         return closed
+
+    def _succeed(self, first: int, count: int) -> None:
+        """Finish the sends first .. first + count - 1 (not requests: they
+        wait on for the reply), under one lock for the whole run."""
+        pending = self.pending
+        slow = []
+        with _FUTURE_LOCK:
+            for t in range(first, first + count):
+                entry = pending.get(t)
+                if entry is None or entry[1]:
+                    continue
+                del pending[t]
+                fut = entry[0]
+                if "_condition" in fut.__dict__:
+                    slow.append(fut)  # somebody waits: notify them
+                elif fut._state == _PENDING:
+                    fut._state = _FINISHED  # _result and _exception are None
+        for fut in slow:
+            fut._finish(None, None)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -474,8 +580,7 @@ class _Core:
                 continue
             lib.ch_bridge_cancel(self.b, token)
             self.pending.pop(token, None)
-            if not entry[0].done():
-                entry[0].set_exception(ChirpTimeoutError("no reply within the request timeout"))
+            entry[0]._finish(None, ChirpTimeoutError("no reply within the request timeout"))
 
     # -- receiving --------------------------------------------------------
 
@@ -630,8 +735,7 @@ class _Core:
             lib.ch_bridge_free(self.b)
             self.b = ffi.NULL
         for fut, _ in list(self.pending.values()):
-            if not fut.done():
-                fut.set_exception(ClosedError("node closed before the reply arrived"))
+            fut._finish(None, ClosedError("node closed before the reply arrived"))
         self.pending.clear()
 
 
@@ -750,6 +854,12 @@ class Node:
     def recv(self, timeout: float | None = None) -> Message:
         """The next message; raises TimeoutError (ChirpTimeoutError) if none
         arrives within timeout seconds (None: wait forever)."""
+        inbox = self._core.inbox
+        if inbox and (timeout is None or (type(timeout) is float and timeout >= 0)):
+            try:  # the batch the last wait brought: no C call, no lock
+                return inbox.popleft()
+            except IndexError:  # another thread took it
+                pass
         return self._core.recv_many(1, _check_timeout(timeout))[0]
 
     def recv_many(self, max_count: int = 64, timeout: float | None = None) -> list[Message]:

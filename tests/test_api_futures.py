@@ -1,0 +1,179 @@
+"""The Futures of send_async/request_async/send_many are real
+concurrent.futures.Future objects: waited on from other threads, with
+callbacks, wait(), as_completed() and asyncio.  They are made lazily (no
+Condition until somebody waits) and finished in runs (one event for many
+consecutive successes), so these tests cover both the fast and the
+waited path."""
+
+import asyncio
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, as_completed, wait
+
+import pytest
+from conftest import addr, free_port, new_node, recv_n
+
+import chirp
+
+
+@pytest.fixture
+def pair():
+    with new_node(synchronous=False) as a, new_node(synchronous=False) as b:
+        yield a, b
+
+
+def test_is_a_future_and_cannot_be_cancelled(pair):
+    a, b = pair
+    fut = a.send_async(addr(b), b"x")
+    assert isinstance(fut, Future)
+    assert fut.cancel() is False
+    assert fut.result(timeout=10) is None
+    assert fut.done() and not fut.cancelled() and fut.exception() is None
+    assert not fut.running() or fut.done()
+    recv_n(b, 1)
+
+
+def test_many_futures_finish_in_order_and_once(pair):
+    """A stream's completions arrive merged; every Future still finishes,
+    none twice, each with None."""
+    a, b = pair
+    futs = [a.send_async(addr(b), b"%d" % i) for i in range(5000)]
+    msgs = recv_n(b, 5000)
+    assert [m.data for m in msgs] == [b"%d" % i for i in range(5000)]
+    for fut in futs:
+        assert fut.result(timeout=10) is None
+
+
+def test_requests_inside_a_stream_get_their_replies(pair):
+    """A request's token sits between send tokens: a merged run of send
+    successes must not finish the request with None."""
+    a, b = pair
+    futs = []
+    for i in range(300):
+        if i % 50 == 25:
+            futs.append(("req", a.request_async(addr(b), b"q%d" % i, timeout=10)))
+        else:
+            futs.append(("send", a.send_async(addr(b), b"s%d" % i)))
+    seen = 0
+    while seen < 300:
+        for m in b.recv_many(64, timeout=10):
+            seen += 1
+            if m.data.startswith(b"q"):
+                b.reply(m, b"r" + m.data[1:])
+    for i, (kind, fut) in enumerate(futs):
+        if kind == "req":
+            assert fut.result(timeout=10).data == b"r%d" % i
+        else:
+            assert fut.result(timeout=10) is None
+
+
+def test_waiting_threads_are_woken(node_factory):
+    """Threads block in result() before the send can complete (the
+    synchronous receiver has not released it yet) and are all woken."""
+    a = node_factory(synchronous=True)
+    b = node_factory(synchronous=False, auto_release=False)
+    fut = a.send_async(addr(b), b"held")
+    msg = b.recv(timeout=10)
+    results = []
+
+    def waiter():
+        results.append(fut.result(timeout=20))
+
+    threads = [threading.Thread(target=waiter) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    assert not fut.done() and results == []
+    msg.release()  # the ACK completes the synchronous send
+    for t in threads:
+        t.join(20)
+    assert results == [None] * 4
+
+
+def test_callbacks_run_once_before_and_after_completion(node_factory):
+    a = node_factory(synchronous=True)
+    b = node_factory(synchronous=False, auto_release=False)
+    calls = []
+    fut = a.send_async(addr(b), b"cb")
+    fut.add_done_callback(lambda f: calls.append(("early", f.exception())))
+    msg = b.recv(timeout=10)
+    assert calls == []
+    msg.release()
+    fut.result(timeout=10)
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fut.add_done_callback(lambda f: calls.append(("late", f.exception())))
+    assert calls == [("early", None), ("late", None)]
+
+
+def test_failures_reach_the_future_waited_or_not():
+    port = free_port()  # nothing listens there
+    with new_node(synchronous=False, timeout=1.0) as a:
+        unwaited = a.send_async(("127.0.0.1", port), b"x")
+        waited = a.send_async(("127.0.0.1", port), b"y")
+        box = {}
+        t = threading.Thread(target=lambda: box.setdefault("e", waited.exception(timeout=20)))
+        t.start()
+        t.join(20)
+        assert isinstance(box["e"], chirp.ChirpConnectionError)
+        deadline = time.monotonic() + 20
+        while not unwaited.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert isinstance(unwaited.exception(timeout=0), chirp.ChirpConnectionError)
+        with pytest.raises(chirp.ChirpConnectionError):
+            unwaited.result()
+
+
+def test_wait_and_as_completed(pair):
+    a, b = pair
+    futs = [a.send_async(addr(b), b"w%d" % i) for i in range(200)]
+    done, not_done = wait(futs, timeout=20, return_when=FIRST_EXCEPTION)
+    assert len(done) == 200 and not not_done
+    more = [a.send_async(addr(b), b"c%d" % i) for i in range(200)]
+    assert sum(1 for f in as_completed(more, timeout=20) if f.exception() is None) == 200
+    recv_n(b, 400)
+
+
+def test_asyncio_can_await_them(pair):
+    a, b = pair
+
+    async def main():
+        futs = [asyncio.wrap_future(a.send_async(addr(b), b"aio%d" % i)) for i in range(100)]
+        return await asyncio.wait_for(asyncio.gather(*futs), 20)
+
+    assert asyncio.run(main()) == [None] * 100
+    recv_n(b, 100)
+
+
+def test_result_timeout_on_a_pending_future(node_factory):
+    a = node_factory(synchronous=True)
+    b = node_factory(synchronous=False, auto_release=False)
+    fut = a.send_async(addr(b), b"pending")
+    msg = b.recv(timeout=10)
+    with pytest.raises(TimeoutError):
+        fut.result(timeout=0.05)
+    msg.release()
+    assert fut.result(timeout=10) is None
+
+
+def test_racing_waiters_and_completions(pair):
+    """Threads wait on Futures as their completions arrive: none hangs,
+    every result is None."""
+    a, b = pair
+    futs = [a.send_async(addr(b), b"r%d" % i) for i in range(3000)]
+    errors = []
+
+    def check(part):
+        for f in part:
+            if f.result(timeout=20) is not None:
+                errors.append(f)
+
+    threads = [threading.Thread(target=check, args=(futs[i::3],)) for i in range(3)]
+    for t in threads:
+        t.start()
+    recv_n(b, 3000)
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
