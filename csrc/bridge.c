@@ -55,6 +55,14 @@ typedef struct ch_bcmd {
 } ch_bcmd_t;
 
 #define CH_DROPPED 32
+#define CH_SPIN_BUSY 8 /* the loop stops spinning after this many busy looks */
+#define CH_SPIN_CONTENDED_NS 20000u /* a yield this long: the CPUs are busy */
+
+/* ch_bridge_poll, called again within CH_EV_GATHER_NS of its last
+ * return, lets successful completions gather for the rest of that time or
+ * until there are CH_EV_BATCH of them (anything else ends the wait). */
+#define CH_EV_BATCH 128
+#define CH_EV_GATHER_NS 100000u
 
 typedef struct ch_pending_req {
     uint8_t identity[CH_ID_SIZE];
@@ -90,6 +98,10 @@ struct ch_bridge {
     size_t eq_head;
     size_t eq_len;
     size_t eq_reserved;
+    size_t eq_done;   /* completions in the ring, merged ones counted */
+    int ev_urgent;    /* the ring holds more than successful completions */
+    int gathering;    /* ch_bridge_poll waits for a batch */
+    uint64_t last_poll; /* when ch_bridge_poll last returned events */
     ch_pending_req_t *reqs;
     /* identities of requests given up on: a late reply is dropped, not
      * handed to recv() (a small ring: the most recent ones) */
@@ -103,6 +115,8 @@ struct ch_bridge {
     uint64_t rng[2];
     uint64_t spin_ns; /* see the top of the file; 0: sleep at once */
     unsigned long activity; /* loop thread: counts traffic, for spinning */
+    int awake;        /* the loop thread spins and drains the queues */
+    int fd_used;      /* ch_bridge_fd was asked: keep the fd's state */
     uint16_t port;
     uint8_t identity[CH_ID_SIZE];
 };
@@ -118,21 +132,34 @@ static uint64_t spin_until(const ch_bridge_t *b, uint64_t deadline)
     return deadline != 0 && deadline < until ? deadline : until;
 }
 
-/* One look while spinning: give mu and the CPU away for a moment.  Under
- * mu; returns 0 once until has passed. */
+/* Give the CPU away for a moment while spinning.  Returns 0 when another
+ * thread ran meanwhile (the yield took long): then the CPUs are all busy,
+ * and spinning would only take time from the threads doing the work. */
+static int spin_yield(void)
+{
+    uint64_t t0 = uv_hrtime();
+    sched_yield();
+    return uv_hrtime() - t0 < CH_SPIN_CONTENDED_NS;
+}
+
+/* One look while spinning, giving mu away meanwhile.  Under mu; returns
+ * 0 once until has passed or the CPUs are busy. */
 static int spin_step(ch_bridge_t *b, uint64_t until)
 {
+    int go_on;
     if (until == 0 || uv_hrtime() >= until)
         return 0;
     uv_mutex_unlock(&b->mu);
-    sched_yield();
+    go_on = spin_yield();
     uv_mutex_lock(&b->mu);
-    return 1;
+    return go_on;
 }
 
+/* Make the fd readable; under mu.  Only once somebody asked for the fd:
+ * two system calls per batch of messages are saved otherwise. */
 static void fd_signal(ch_bridge_t *b)
 {
-    if (b->efd_write >= 0 && !b->fd_signaled) {
+    if (b->fd_used && b->efd_write >= 0 && !b->fd_signaled) {
         uint64_t one = 1;
         ssize_t rc;
         do
@@ -194,10 +221,13 @@ static void eq_push(ch_bridge_t *b, int type, int status, uint64_t token,
             e->token + e->count == token) {
             e->count++;
             b->eq_reserved--;
+            b->eq_done++;
             b->sig_ev = 1;
             return;
         }
     }
+    if (type != CH_EV_SEND || status != CH_OK)
+        b->ev_urgent = 1;
     e = &b->eq[(b->eq_head + b->eq_len) % b->eq_cap];
     e->type = type;
     e->status = status;
@@ -209,6 +239,7 @@ static void eq_push(ch_bridge_t *b, int type, int status, uint64_t token,
     else
         e->detail[0] = '\0';
     b->eq_len++;
+    b->eq_done++;
     b->eq_reserved--;
     b->sig_ev = 1; /* woken once per loop iteration: see flush_signals */
 }
@@ -262,7 +293,7 @@ static int is_dropped(ch_bridge_t *b, const uint8_t *identity)
  * loop must be woken (nothing was queued before). */
 static int cmd_append(ch_bridge_t *b, ch_bcmd_t *cmd)
 {
-    int wake = b->cmd_head == NULL && b->rel_head == NULL;
+    int wake = b->cmd_head == NULL && b->rel_head == NULL && !b->awake;
     cmd->next = NULL;
     if (b->cmd_tail != NULL)
         b->cmd_tail->next = cmd;
@@ -276,7 +307,7 @@ static int cmd_append(ch_bridge_t *b, ch_bcmd_t *cmd)
  * Returns 1 when the loop must be woken. */
 static int rel_append(ch_bridge_t *b, ch_message_t *first, ch_message_t *last)
 {
-    int wake = b->cmd_head == NULL && b->rel_head == NULL;
+    int wake = b->cmd_head == NULL && b->rel_head == NULL && !b->awake;
     last->next_ = NULL;
     if (b->rel_tail != NULL)
         b->rel_tail->next_ = first;
@@ -350,9 +381,13 @@ static void flush_signals(ch_bridge_t *b)
         else
             uv_cond_signal(&b->cv_msg);
     }
-    if (b->sig_ev)
+    /* Not while ch_bridge_poll gathers a batch (unless it is complete). */
+    if (b->sig_ev && (!b->gathering || b->eq_done >= CH_EV_BATCH ||
+                      b->ev_urgent)) {
         uv_cond_signal(&b->cv_ev);
-    b->sig_msg = b->sig_ev = 0;
+        b->sig_ev = 0;
+    }
+    b->sig_msg = 0;
     uv_mutex_unlock(&b->mu);
 }
 
@@ -431,13 +466,13 @@ static void on_node_closed(ch_node_t *node)
     uv_close((uv_handle_t *)&b->chk, NULL);
 }
 
-static void on_async(uv_async_t *h)
+/* Take the queued commands and releases and carry them out (loop thread:
+ * on a wake-up, and on every look while spinning). */
+static void drain(ch_bridge_t *b)
 {
-    ch_bridge_t *b = h->data;
     ch_bcmd_t *cmds;
     ch_message_t *rels;
     int closing;
-    b->activity++;
     uv_mutex_lock(&b->mu);
     cmds = b->cmd_head;
     rels = b->rel_head;
@@ -445,6 +480,8 @@ static void on_async(uv_async_t *h)
     b->rel_head = b->rel_tail = NULL;
     closing = b->closing;
     uv_mutex_unlock(&b->mu);
+    if (cmds != NULL || rels != NULL)
+        b->activity++;
     while (rels != NULL) {
         ch_message_t *m = rels;
         rels = m->next_;
@@ -481,29 +518,62 @@ static void on_async(uv_async_t *h)
         ch_node_close(b->node, on_node_closed);
 }
 
+static void on_async(uv_async_t *h)
+{
+    drain(h->data);
+}
+
+/* Is the loop thread spinning (it drains the queues by itself)?  Tells
+ * queueing threads whether to wake it; under mu. */
+static void set_awake(ch_bridge_t *b, int awake, int *queued)
+{
+    uv_mutex_lock(&b->mu);
+    b->awake = awake;
+    if (queued != NULL)
+        *queued = b->cmd_head != NULL || b->rel_head != NULL;
+    uv_mutex_unlock(&b->mu);
+}
+
 static void loop_main(void *arg)
 {
     ch_bridge_t *b = arg;
-    int more = 1;
+    int more = 1, queued;
     unsigned long seen = b->activity;
+    uint64_t until = 0;
     while (more) {
         /* After traffic (not a timer tick), look again without sleeping
          * until spin_ns pass without any: the next command or packet of
-         * a conversation is usually close. */
-        uint64_t until = 0;
-        while (more && b->spin_ns > 0) {
-            uint64_t now = uv_hrtime();
-            if (b->activity != seen) {
-                seen = b->activity;
-                until = now + b->spin_ns;
+         * a conversation is usually close.  Meanwhile the queues are
+         * drained here, so other threads need not wake the loop. */
+        if (b->spin_ns > 0 && b->activity != seen) {
+            int busy = 0;
+            set_awake(b, 1, NULL);
+            for (;;) {
+                uint64_t now = uv_hrtime();
+                if (b->activity != seen) {
+                    seen = b->activity;
+                    until = now + b->spin_ns;
+                    /* Work at every look: a stream, not a conversation.
+                     * Sleeping lets work pile up into bigger batches. */
+                    if (++busy >= CH_SPIN_BUSY)
+                        break;
+                } else {
+                    busy = 0;
+                }
+                if (now >= until || !spin_yield())
+                    break;
+                drain(b);
+                more = uv_run(&b->loop, UV_RUN_NOWAIT);
+                if (!more)
+                    break;
             }
-            if (now >= until)
+            set_awake(b, 0, &queued);
+            if (queued) /* queued before awake was cleared: no wake-up */
+                drain(b);
+            if (!more)
                 break;
-            more = uv_run(&b->loop, UV_RUN_NOWAIT);
-            sched_yield();
         }
-        if (more)
-            more = uv_run(&b->loop, UV_RUN_ONCE);
+        more = uv_run(&b->loop, UV_RUN_ONCE);
     }
     uv_mutex_lock(&b->mu);
     b->closed = 1;
@@ -637,6 +707,13 @@ void ch_bridge_identity(ch_bridge_t *b, uint8_t out[CH_ID_SIZE])
 
 int ch_bridge_fd(ch_bridge_t *b)
 {
+    uv_mutex_lock(&b->mu);
+    if (!b->fd_used) {
+        b->fd_used = 1;
+        if (b->mq_len > 0 || b->closed)
+            fd_signal(b);
+    }
+    uv_mutex_unlock(&b->mu);
     return b->efd_read;
 }
 
@@ -1082,18 +1159,33 @@ int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
 {
     int n = 0;
     uv_mutex_lock(&b->mu);
-    /* Spin only while completions are outstanding. */
-    if (!wait_for(b, &b->cv_ev, &b->eq_len, timeout_ms,
-                  b->eq_reserved > 1)) {
+    /* Called again soon (completions keep coming): let them gather, so
+     * that the caller handles many per call instead of one per wake-up. */
+    if (timeout_ms != 0) {
+        uint64_t end = b->last_poll + CH_EV_GATHER_NS, now;
+        b->gathering = 1;
+        while (b->eq_done < CH_EV_BATCH && !b->ev_urgent && !b->closed &&
+               (now = uv_hrtime()) < end)
+            uv_cond_timedwait(&b->cv_ev, &b->mu, end - now);
+        b->gathering = 0;
+    }
+    /* No spinning here: Futures are not the low-latency path (the
+     * blocking calls are), and a spinning pump thread would take CPU from
+     * the threads doing the work. */
+    if (!wait_for(b, &b->cv_ev, &b->eq_len, timeout_ms, 0)) {
         int rc = b->closed ? CH_ECLOSED : CH_ETIMEDOUT;
         uv_mutex_unlock(&b->mu);
         return rc;
     }
     while (n < max && b->eq_len > 0) {
+        b->eq_done -= b->eq[b->eq_head].count;
         out[n++] = b->eq[b->eq_head];
         b->eq_head = (b->eq_head + 1) % b->eq_cap;
         b->eq_len--;
     }
+    if (b->eq_len == 0)
+        b->ev_urgent = 0;
+    b->last_poll = uv_hrtime();
     uv_mutex_unlock(&b->mu);
     return n;
 }
