@@ -82,6 +82,13 @@ def node_factory():
 
 
 @pytest.fixture
+def pair():
+    """Two asynchronous nodes (a, b), closed after the test."""
+    with new_node(synchronous=False) as a, new_node(synchronous=False) as b:
+        yield a, b
+
+
+@pytest.fixture
 def peer_factory():
     """``spawn(mode, *args)`` returns a running ``peer.PeerProcess``."""
     peers = []

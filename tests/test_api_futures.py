@@ -16,12 +16,6 @@ from conftest import addr, free_port, new_node, recv_n
 import chirp
 
 
-@pytest.fixture
-def pair():
-    with new_node(synchronous=False) as a, new_node(synchronous=False) as b:
-        yield a, b
-
-
 def test_is_a_future_and_cannot_be_cancelled(pair):
     a, b = pair
     fut = a.send_async(addr(b), b"x")

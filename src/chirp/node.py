@@ -284,6 +284,7 @@ class _Core:
         self.pending: dict[int, tuple[_ChirpFuture, bool]] = {}
         self.deadlines: list[tuple[float, int]] = []
         self.inbox: deque[Message] = deque()
+        self.fd_used = False  # see _take_max
         self.local = _Scratch()
         self.addr_cache: dict[tuple[str, int], tuple[int, Any, int]] = {}
         self.names: dict[bytes, str] = {}  # raw address -> text
@@ -627,6 +628,12 @@ class _Core:
             if deadline is not None and time.monotonic() >= deadline:
                 raise ChirpTimeoutError(f"no message within {timeout} s")
 
+    def _take_max(self, max_count: int) -> int:
+        """How many messages to take from the core at once: a whole batch
+        (the rest waits in the inbox for the next recv), but no more than
+        asked for once fileno() is in use, so that the fd tells the truth."""
+        return min(max_count, _BATCH) if self.fd_used else _BATCH
+
     def recv_many(self, max_count: int, timeout: float | None) -> list[Message]:
         """Up to max_count messages; waits up to timeout for the first one."""
         out: list[Message] = []
@@ -645,7 +652,9 @@ class _Core:
                 return got
         arr = self.local.ptrs
         n = self._take(
-            lambda wait: lib.ch_bridge_recv(self.b, arr, _BATCH, wait), deadline, timeout
+            lambda wait: lib.ch_bridge_recv(self.b, arr, self._take_max(max_count), wait),
+            deadline,
+            timeout,
         )
         if n <= 0:  # another thread left messages for us
             return self.recv_many(max_count, 0)
@@ -673,7 +682,7 @@ class _Core:
         needed = local.needed
         n = self._take(
             lambda wait: lib.ch_bridge_recv_copy(
-                self.b, meta, _BATCH, buf, _COPY_BUF, wait, needed
+                self.b, meta, self._take_max(max_count), buf, _COPY_BUF, wait, needed
             ),
             deadline,
             timeout,
@@ -878,10 +887,17 @@ class Node:
             raise StopIteration from None
 
     def fileno(self) -> int:
-        """An fd that is readable while received messages wait (for selectors)."""
-        if self._core.closing:
-            raise ClosedError("node is closed")
-        return lib.ch_bridge_fd(self._core.b)
+        """An fd that is readable while received messages wait (for selectors).
+
+        Once it was asked for, recv()/recv_many() take no more messages
+        from the core than they return, so the fd stays exact; after it
+        turns readable, receive with timeout=0 until ChirpTimeoutError."""
+        core = self._core
+        with core.lock:
+            if core.closing:
+                raise ClosedError("node is closed")
+            core.fd_used = True
+            return lib.ch_bridge_fd(core.b)
 
     # -- lifecycle -------------------------------------------------------------
 
