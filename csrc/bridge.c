@@ -1,8 +1,9 @@
 /* bridge.c - runs a node on a loop thread of its own, for bindings.
  *
  * Other threads -> loop: sends go into a locked command list and releases
- * into an intrusive list; one uv_async_send wakes the loop for all of
- * them.  Loop -> other threads: received messages go into an intrusive
+ * into an intrusive list; one write to an eventfd wakes the loop for all
+ * of them (not uv_async_send: its loop side busy-waits while a sending
+ * thread is inside it, which showed as a tenth of a receiver's CPU).  Loop -> other threads: received messages go into an intrusive
  * queue (recv), completions into an event ring (poll); waiters sleep on
  * condition variables, and an eventfd signals waiting messages to event
  * loops such as asyncio.  Event ring space is reserved when a send is
@@ -16,6 +17,7 @@
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,62 @@ typedef struct ch_bcmd {
     /* header and data follow (a batch: the sends, detail, header, data) */
 } ch_bcmd_t;
 
+/* An fd that other threads or loops can wait on: an eventfd, or a pipe
+ * where there is none.  Both ends are non-blocking. */
+typedef struct ch_fdpair {
+    int rd;
+    int wr;
+} ch_fdpair_t;
+
+static int fdpair_open(ch_fdpair_t *p)
+{
+    int fds[2];
+    p->rd = p->wr = -1;
+#ifdef __linux__
+    p->rd = p->wr = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->rd >= 0)
+        return 0;
+#endif
+    if (pipe(fds) != 0)
+        return -1;
+    fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    p->rd = fds[0];
+    p->wr = fds[1];
+    return 0;
+}
+
+/* Make it readable (a full pipe is readable already). */
+static void fdpair_signal(ch_fdpair_t *p)
+{
+    uint64_t one = 1;
+    ssize_t rc;
+    do
+        rc = write(p->wr, &one, p->wr == p->rd ? sizeof(one) : 1);
+    while (rc < 0 && errno == EINTR);
+}
+
+/* Make it unreadable again. */
+static void fdpair_clear(ch_fdpair_t *p)
+{
+    uint64_t buf;
+    ssize_t rc;
+    do
+        rc = read(p->rd, &buf, sizeof(buf));
+    while ((rc < 0 && errno == EINTR) || (rc > 0 && p->wr != p->rd));
+}
+
+static void fdpair_close(ch_fdpair_t *p)
+{
+    if (p->rd >= 0)
+        close(p->rd);
+    if (p->wr >= 0 && p->wr != p->rd)
+        close(p->wr);
+    p->rd = p->wr = -1;
+}
+
 #define CH_DROPPED 32
 #define CH_SPIN_BUSY 8 /* the loop stops spinning after this many busy looks */
 #define CH_SPIN_CONTENDED_NS 20000u /* a yield this long: the CPUs are busy */
@@ -72,7 +130,8 @@ typedef struct ch_pending_req {
 
 struct ch_bridge {
     uv_loop_t loop;
-    uv_async_t async;
+    uv_poll_t wake;   /* readable: commands or releases are queued */
+    ch_fdpair_t wakefd;
     uv_prepare_t prep;
     uv_check_t chk;
     int sig_msg; /* loop thread only: wake recv waiters */
@@ -109,8 +168,7 @@ struct ch_bridge {
     int ndropped;
     size_t nreqs;
     size_t reqs_cap;
-    int efd_read;
-    int efd_write;
+    ch_fdpair_t appfd; /* readable while received messages wait */
     int fd_signaled;
     uint64_t rng[2];
     uint64_t spin_ns; /* see the top of the file; 0: sleep at once */
@@ -159,28 +217,24 @@ static int spin_step(ch_bridge_t *b, uint64_t until)
  * two system calls per batch of messages are saved otherwise. */
 static void fd_signal(ch_bridge_t *b)
 {
-    if (b->fd_used && b->efd_write >= 0 && !b->fd_signaled) {
-        uint64_t one = 1;
-        ssize_t rc;
-        do
-            rc = write(b->efd_write, &one, b->efd_write == b->efd_read
-                                               ? sizeof(one)
-                                               : 1);
-        while (rc < 0 && errno == EINTR);
+    if (b->fd_used && !b->fd_signaled) {
+        fdpair_signal(&b->appfd);
         b->fd_signaled = 1;
     }
 }
 
 static void fd_clear(ch_bridge_t *b)
 {
-    if (b->efd_read >= 0 && b->fd_signaled) {
-        uint64_t buf;
-        ssize_t rc;
-        do
-            rc = read(b->efd_read, &buf, sizeof(buf));
-        while (rc < 0 && errno == EINTR);
+    if (b->fd_signaled) {
+        fdpair_clear(&b->appfd);
         b->fd_signaled = 0;
     }
+}
+
+/* Wake the loop thread (after queueing with nothing queued before). */
+static void wake_loop(ch_bridge_t *b)
+{
+    fdpair_signal(&b->wakefd);
 }
 
 /* Grow the event ring so that `more` further events fit; under mu. */
@@ -461,7 +515,7 @@ static void on_node_closed(ch_node_t *node)
 {
     ch_bridge_t *b = ch_node_user_data(node);
     flush_signals(b);
-    uv_close((uv_handle_t *)&b->async, NULL);
+    uv_close((uv_handle_t *)&b->wake, NULL);
     uv_close((uv_handle_t *)&b->prep, NULL);
     uv_close((uv_handle_t *)&b->chk, NULL);
 }
@@ -518,9 +572,13 @@ static void drain(ch_bridge_t *b)
         ch_node_close(b->node, on_node_closed);
 }
 
-static void on_async(uv_async_t *h)
+static void on_wake(uv_poll_t *h, int status, int events)
 {
-    drain(h->data);
+    ch_bridge_t *b = h->data;
+    (void)status;
+    (void)events;
+    fdpair_clear(&b->wakefd);
+    drain(b);
 }
 
 /* Is the loop thread spinning (it drains the queues by itself)?  Tells
@@ -613,8 +671,15 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         snprintf(err, errlen, "out of memory");
         return CH_ENOMEM;
     }
-    b->efd_read = b->efd_write = -1;
+    b->appfd.rd = b->appfd.wr = -1;
+    if (fdpair_open(&b->wakefd) != 0) {
+        ch_free(b);
+        snprintf(err, errlen, "cannot create a wake-up fd: %s",
+                 strerror(errno));
+        return CH_ENOMEM;
+    }
     if (uv_loop_init(&b->loop) != 0) {
+        fdpair_close(&b->wakefd);
         ch_free(b);
         snprintf(err, errlen, "cannot create the event loop");
         return CH_ENOMEM;
@@ -629,12 +694,14 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         rc = CH_ENOMEM;
     }
     if (rc == CH_OK) {
-        rc = uv_async_init(&b->loop, &b->async, on_async);
+        rc = uv_poll_init(&b->loop, &b->wake, b->wakefd.rd);
         if (rc < 0) {
-            snprintf(err, errlen, "async init: %s", uv_strerror(rc));
+            snprintf(err, errlen, "wake-up poll: %s", uv_strerror(rc));
             rc = CH_ENOMEM;
+        } else {
+            b->wake.data = b;
+            uv_poll_start(&b->wake, UV_READABLE, on_wake);
         }
-        b->async.data = b;
     }
     if (rc == CH_OK) {
         uv_prepare_init(&b->loop, &b->prep);
@@ -654,6 +721,7 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         uv_cond_destroy(&b->cv_ev);
         uv_cond_destroy(&b->cv_wait);
         uv_mutex_destroy(&b->mu);
+        fdpair_close(&b->wakefd);
         ch_free(b->eq);
         ch_free(b);
         return rc;
@@ -665,23 +733,14 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         b->rng[0] = uv_hrtime();
         b->rng[1] = (uint64_t)(uintptr_t)b;
     }
-#ifdef __linux__
-    b->efd_read = b->efd_write = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-#endif
-    if (b->efd_read < 0) {
-        int fds[2];
-        if (pipe(fds) == 0) {
-            b->efd_read = fds[0];
-            b->efd_write = fds[1];
-        }
-    }
+    fdpair_open(&b->appfd); /* without it, ch_bridge_fd gives -1 */
     rc = uv_thread_create(&b->thread, loop_main, b);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the loop thread: %s",
                  uv_strerror(rc));
         b->started = 0;
         b->closing = 1;
-        uv_close((uv_handle_t *)&b->async, NULL);
+        uv_close((uv_handle_t *)&b->wake, NULL);
         uv_close((uv_handle_t *)&b->prep, NULL);
         uv_close((uv_handle_t *)&b->chk, NULL);
         ch_node_close(b->node, NULL);
@@ -714,7 +773,7 @@ int ch_bridge_fd(ch_bridge_t *b)
             fd_signal(b);
     }
     uv_mutex_unlock(&b->mu);
-    return b->efd_read;
+    return b->appfd.rd;
 }
 
 
@@ -810,7 +869,7 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         *out = cmd;
     uv_mutex_unlock(&b->mu);
     if (wake)
-        uv_async_send(&b->async);
+        wake_loop(b);
     return CH_OK;
 }
 
@@ -933,7 +992,7 @@ void ch_bridge_abandon(ch_bridge_t *b, void *pending)
     free_it = cmd_unref(cmd);
     uv_mutex_unlock(&b->mu);
     if (wake)
-        uv_async_send(&b->async);
+        wake_loop(b);
     if (free_it)
         ch_free(cmd);
 }
@@ -1006,7 +1065,7 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     wake = cmd_append(b, cmd);
     uv_mutex_unlock(&b->mu);
     if (wake)
-        uv_async_send(&b->async);
+        wake_loop(b);
     return CH_OK;
 }
 
@@ -1133,7 +1192,7 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         wake = rel_append(b, taken, last);
     uv_mutex_unlock(&b->mu);
     if (wake)
-        uv_async_send(&b->async);
+        wake_loop(b);
     return n;
 }
 
@@ -1152,7 +1211,7 @@ void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n)
     wake = rel_append(b, msgs[0], msgs[n - 1]);
     uv_mutex_unlock(&b->mu);
     if (wake)
-        uv_async_send(&b->async);
+        wake_loop(b);
 }
 
 int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
@@ -1200,7 +1259,7 @@ void ch_bridge_close(ch_bridge_t *b)
     uv_mutex_unlock(&b->mu);
     if (!join)
         return;
-    uv_async_send(&b->async);
+    wake_loop(b);
     uv_thread_join(&b->thread);
 }
 
@@ -1222,10 +1281,8 @@ void ch_bridge_free(ch_bridge_t *b)
     uv_cond_destroy(&b->cv_ev);
     uv_cond_destroy(&b->cv_wait);
     uv_mutex_destroy(&b->mu);
-    if (b->efd_read >= 0)
-        close(b->efd_read);
-    if (b->efd_write >= 0 && b->efd_write != b->efd_read)
-        close(b->efd_write);
+    fdpair_close(&b->appfd);
+    fdpair_close(&b->wakefd);
     ch_free(b->eq);
     ch_free(b->reqs);
     ch_free(b);
