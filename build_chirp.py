@@ -39,6 +39,7 @@ CDEF = """
 #define CH_EV_CLOSED 3
 #define CH_SEND_IDENTITY 1
 #define CH_SEND_REQUEST 2
+#define CH_SEND_NOCOPY 4
 
 const char *ch_strerror(int err);
 const char *ch_errname(int err);
@@ -127,7 +128,8 @@ int ch_bridge_wait_reply(ch_bridge_t *b, void **pending, int timeout_ms,
 int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                         const uint8_t *address, uint16_t port,
                         const char *header, size_t header_len,
-                        const char *data, const size_t *lens, int n);
+                        const char *data, const size_t *lens, int n,
+                        int flags);
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max, int timeout_ms);
 /* What ch_bridge_recv_copy stores per message; the bytes are in the

@@ -790,10 +790,12 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     uint8_t *p;
     int wake, rc = CH_OK;
     size_t extra = waited ? CH_DETAIL_SIZE : 0;
+    int nocopy = (flags & CH_SEND_NOCOPY) != 0;
     if (header_len > 0xffff || data_len > 0xffffffffu ||
-        (ip_protocol != 4 && ip_protocol != 6))
+        (ip_protocol != 4 && ip_protocol != 6) || (nocopy && waited))
         return CH_EINVAL;
-    cmd = ch_malloc(sizeof(*cmd) + header_len + data_len + extra);
+    cmd = ch_malloc(sizeof(*cmd) + header_len + (nocopy ? 0 : data_len) +
+                    extra);
     if (cmd == NULL)
         return CH_ENOMEM;
     ch_send_init(&cmd->send);
@@ -811,11 +813,11 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd->wdetail = waited ? (char *)p + header_len + data_len : NULL;
     if (header_len > 0)
         memcpy(p, header, header_len);
-    if (data_len > 0)
+    if (data_len > 0 && !nocopy)
         memcpy(p + header_len, data, data_len);
     cmd->send.header = p;
     cmd->send.header_len = (uint32_t)header_len;
-    cmd->send.data = p + header_len;
+    cmd->send.data = nocopy ? (const uint8_t *)data : p + header_len;
     cmd->send.data_len = (uint32_t)data_len;
     cmd->send.ip_protocol = ip_protocol;
     memcpy(cmd->send.address, address, 16);
@@ -1000,14 +1002,15 @@ void ch_bridge_abandon(ch_bridge_t *b, void *pending)
 int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                         const uint8_t *address, uint16_t port,
                         const char *header, size_t header_len,
-                        const char *data, const size_t *lens, int n)
+                        const char *data, const size_t *lens, int n,
+                        int flags)
 {
     ch_bcmd_t *cmd;
     uint8_t *p, *hdr, *body;
     size_t total = 0, off = 0;
-    int i, wake, rc;
+    int i, wake, rc, nocopy = (flags & CH_SEND_NOCOPY) != 0;
     if (n <= 0 || header_len > 0xffff ||
-        (ip_protocol != 4 && ip_protocol != 6))
+        (ip_protocol != 4 && ip_protocol != 6) || (flags & ~CH_SEND_NOCOPY))
         return CH_EINVAL;
     for (i = 0; i < n; i++) {
         if (lens[i] > 0xffffffffu || total + lens[i] < total)
@@ -1015,7 +1018,7 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         total += lens[i];
     }
     cmd = ch_malloc(sizeof(*cmd) + (size_t)n * sizeof(ch_send_t) +
-                    CH_DETAIL_SIZE + header_len + total);
+                    CH_DETAIL_SIZE + header_len + (nocopy ? 0 : total));
     if (cmd == NULL)
         return CH_ENOMEM;
     memset(cmd, 0, sizeof(*cmd));
@@ -1028,10 +1031,10 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd->bdetail = (char *)p;
     cmd->bdetail[0] = '\0';
     hdr = p + CH_DETAIL_SIZE;
-    body = hdr + header_len;
+    body = nocopy ? (uint8_t *)(uintptr_t)data : hdr + header_len;
     if (header_len > 0)
         memcpy(hdr, header, header_len);
-    if (total > 0)
+    if (total > 0 && !nocopy)
         memcpy(body, data, total);
     uv_mutex_lock(&b->mu);
     if (b->closing) {

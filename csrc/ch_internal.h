@@ -16,6 +16,8 @@
 #define CH_INLINE_SIZE 1024   /* slot buffer for small messages */
 #define CH_BATCH_MSGS 64      /* messages per coalesced write */
 #define CH_DIRECT_READ 16384  /* payloads this big are read in place */
+#define CH_BIG_SLOTS 8                    /* freed big buffers kept ... */
+#define CH_BIG_KEEP (8u * 1024u * 1024u)  /* ... up to this many bytes */
 
 /* Random chirp identities end in these 4 bytes.  libchirp 1.2 drops ACKs
  * when several REQ_ACK messages are in flight, so a synchronous node keeps
@@ -140,6 +142,12 @@ struct ch_node {
     int timer_closed;
     uint64_t drain_deadline;
     int handles_open;
+    /* freed big message buffers kept for the next ones (node.c) */
+    uint8_t *big[CH_BIG_SLOTS];
+    uint32_t bigcap[CH_BIG_SLOTS];
+    int nbig;
+    size_t bigbytes;
+    int big_used; /* since the last timer tick */
     ch_remote_t **buckets;
     size_t nbuckets;
     size_t nremotes;
@@ -166,6 +174,8 @@ uint64_t ch_rng_next(uint64_t s[2]);
 void ch_rng_id(uint64_t s[2], uint8_t out[CH_ID_SIZE]);
 void ch_node_handle_closed(ch_node_t *node);
 void ch_node_check_drained(ch_node_t *node);
+uint8_t *ch_node_big_alloc(ch_node_t *node, uint32_t size, uint32_t *cap);
+void ch_node_big_free(ch_node_t *node, uint8_t *buf, uint32_t cap);
 
 /* remote.c */
 ch_remote_t *ch_remote_get(ch_node_t *node, uint8_t ip_protocol,

@@ -103,6 +103,7 @@ typedef struct ch_message {
     /* private */
     ch_conn_t *conn_;
     uint8_t *buf_;
+    uint32_t bufcap_; /* a big buffer's size (see ch_node_big_alloc) */
     struct ch_message *next_;
     uint8_t state_;
     uint8_t index_;
@@ -199,6 +200,9 @@ typedef struct ch_event {
 #define CH_SEND_IDENTITY 1 /* use the given identity (a reply) */
 #define CH_SEND_REQUEST 2  /* route the message with this identity back as
                               a CH_EV_REPLY event instead of a message */
+#define CH_SEND_NOCOPY 4   /* ch_bridge_send: the data is not copied; it must
+                              stay valid and unchanged until the send's
+                              CH_EV_SEND event (big messages) */
 
 /* Start a node on a loop thread of its own. */
 int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
@@ -244,11 +248,13 @@ int ch_bridge_wait_reply(ch_bridge_t *b, void **pending, int timeout_ms,
 /* Copy n messages (data concatenated, lens[i] bytes each, one header for
  * all) to one remote and queue them in one step; one CH_EV_SEND event with
  * the token reports the batch: CH_OK, or the first error and how many
- * failed.  Same returns as ch_bridge_send. */
+ * failed.  flags: 0 or CH_SEND_NOCOPY (data is referenced, not copied,
+ * until that event).  Same returns as ch_bridge_send. */
 int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                         const uint8_t *address, uint16_t port,
                         const char *header, size_t header_len,
-                        const char *data, const size_t *lens, int n);
+                        const char *data, const size_t *lens, int n,
+                        int flags);
 /* Forget a request's pending reply. */
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 /* Wait up to timeout_ms (-1: forever) for received messages; returns how

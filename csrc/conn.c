@@ -93,8 +93,9 @@ static ch_conn_t *conn_new(ch_node_t *node)
 /* Free a slot's buffer unless it is the slot's own preallocated one. */
 static void drop_buffer(ch_conn_t *c, ch_message_t *m)
 {
-    if (m->buf_ != c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE)
-        ch_free(m->buf_);
+    if (m->buf_ != NULL &&
+        m->buf_ != c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE)
+        ch_node_big_free(c->node, m->buf_, m->bufcap_);
     m->buf_ = NULL;
 }
 
@@ -309,7 +310,8 @@ static int process(ch_conn_t *c)
             if (rd->payload_len <= CH_INLINE_SIZE) {
                 m->buf_ = c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE;
             } else {
-                m->buf_ = ch_malloc(rd->payload_len);
+                m->buf_ = ch_node_big_alloc(c->node, rd->payload_len,
+                                            &m->bufcap_);
                 if (m->buf_ == NULL) {
                     ch_conn_slot_free(c, m);
                     ch_conn_close(c, CH_ENOMEM,

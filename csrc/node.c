@@ -185,6 +185,52 @@ const uint8_t *ch_node_identity(const ch_node_t *node)
     return node->identity;
 }
 
+/* Buffers for messages too big for a slot's own.  Memory fresh from the
+ * system costs a page fault per 4 KiB as it is first written, more than
+ * the copy itself for big messages, so a few freed buffers are kept for
+ * the next ones (at most CH_BIG_KEEP bytes in all, let go after a timer
+ * tick without big messages).  *cap gets the buffer's real size, to be
+ * handed back to ch_node_big_free. */
+uint8_t *ch_node_big_alloc(ch_node_t *node, uint32_t size, uint32_t *cap)
+{
+    int i, best = -1;
+    node->big_used = 1;
+    for (i = 0; i < node->nbig; i++)
+        if (node->bigcap[i] >= size &&
+            (best < 0 || node->bigcap[i] < node->bigcap[best]))
+            best = i;
+    if (best >= 0 && node->bigcap[best] / 2 <= size) {
+        uint8_t *buf = node->big[best];
+        *cap = node->bigcap[best];
+        node->bigbytes -= *cap;
+        node->nbig--;
+        node->big[best] = node->big[node->nbig];
+        node->bigcap[best] = node->bigcap[node->nbig];
+        return buf;
+    }
+    *cap = size;
+    return ch_malloc(size);
+}
+
+void ch_node_big_free(ch_node_t *node, uint8_t *buf, uint32_t cap)
+{
+    if (!node->closing && node->nbig < CH_BIG_SLOTS &&
+        node->bigbytes + cap <= CH_BIG_KEEP) {
+        node->big[node->nbig] = buf;
+        node->bigcap[node->nbig++] = cap;
+        node->bigbytes += cap;
+        return;
+    }
+    ch_free(buf);
+}
+
+static void big_trim(ch_node_t *node)
+{
+    while (node->nbig > 0)
+        ch_free(node->big[--node->nbig]);
+    node->bigbytes = 0;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     ch_node_t *node = t->data;
@@ -213,6 +259,9 @@ static void on_timer(uv_timer_t *t)
         ch_conn_tick(c, now);
     }
     ch_remote_gc(node);
+    if (!node->big_used)
+        big_trim(node);
+    node->big_used = 0;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -495,6 +544,7 @@ void ch_node_free(ch_node_t *node)
         ch_conn_free(c);
     }
     ch_remotes_free(node);
+    big_trim(node);
     ch_tls_ctx_free(node->tls_ctx);
     ch_free(node->buckets);
     ch_free(node);

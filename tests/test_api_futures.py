@@ -171,3 +171,28 @@ def test_racing_waiters_and_completions(pair):
         t.join(30)
     assert not any(t.is_alive() for t in threads)
     assert errors == []
+
+
+def test_big_messages_sent_without_a_copy_stay_intact(pair):
+    """send_async hands data of 64 KiB and more to the core uncopied; the
+    bytes stay alive until written even when the caller drops them."""
+    import gc
+    import hashlib
+    import os
+
+    a, b = pair
+    digests = []
+    futs = []
+    for i in range(12):
+        data = os.urandom(64 * 1024 + i * 40_000)
+        digests.append(hashlib.sha256(data).digest())
+        futs.append(a.send_async(addr(b), data))
+        del data
+        gc.collect()
+        junk = [os.urandom(64 * 1024) for _ in range(4)]  # reuse freed memory
+        del junk
+    got = [hashlib.sha256(m.data).digest() for m in recv_n(b, 12)]
+    assert got == digests
+    for fut in futs:
+        assert fut.result(timeout=10) is None
+    assert a._core.keep == {}  # every reference let go once written

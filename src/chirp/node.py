@@ -38,10 +38,13 @@ Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
 
 _BATCH = 256
+_BIG_BATCH = 4  # messages too big for the copy buffer taken at once
 _COPY_BUF = 256 * 1024  # per receiving thread; bigger messages skip the copy path
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
 _DETAIL = 256  # bytes for an error detail from the core
 _SEND_REQUEST = lib.CH_SEND_REQUEST
+_SEND_NOCOPY = lib.CH_SEND_NOCOPY
+_NOCOPY_MIN = 64 * 1024  # send_async passes data this big to the core uncopied
 
 
 def _errname(rc: int) -> str:
@@ -282,6 +285,7 @@ class _Core:
         self.freed = False
         self.tokens = itertools.count(1)
         self.pending: dict[int, tuple[_ChirpFuture, bool]] = {}
+        self.keep: dict[int, bytes] = {}  # token -> data the core reads uncopied
         self.deadlines: list[tuple[float, int]] = []
         self.inbox: deque[Message] = deque()
         self.fd_used = False  # see _take_max
@@ -450,12 +454,19 @@ class _Core:
             flags, ident = self._identity(identity)
         if request:
             flags |= _SEND_REQUEST
+        nocopy = len(data) >= _NOCOPY_MIN
+        if nocopy:
+            flags |= _SEND_NOCOPY
         fut = _ChirpFuture()
         token = next(self.tokens)
         with self.lock:
             if self.closing:
                 raise ClosedError("node is closed")
             self.pending[token] = (fut, request)
+            if nocopy:
+                # The core writes straight from the bytes object: kept
+                # alive until the send's own completion event.
+                self.keep[token] = data
             if request and timeout is not None:
                 heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
             rc = lib.ch_bridge_send(
@@ -464,6 +475,7 @@ class _Core:
             )  # fmt: skip
             if rc != 0:
                 del self.pending[token]
+                self.keep.pop(token, None)
         if rc != 0:
             _raise(rc)
         return fut
@@ -495,14 +507,19 @@ class _Core:
             )
         joined = b"".join(datas)
         clens = ffi.new("size_t[]", lens)
+        nocopy = len(joined) >= _NOCOPY_MIN  # kept alive in self.keep, as in send()
         token = next(self.tokens)
         with self.lock:
             fut = self._register(token, False)
+            if nocopy:
+                self.keep[token] = joined
             rc = lib.ch_bridge_send_many(
-                self.b, token, proto, abuf, port, header, len(header), joined, clens, len(lens)
-            )
+                self.b, token, proto, abuf, port, header, len(header), joined, clens, len(lens),
+                _SEND_NOCOPY if nocopy else 0,
+            )  # fmt: skip
             if rc != 0:
                 del self.pending[token]
+                self.keep.pop(token, None)
         if rc != 0:
             _raise(rc)
         return fut
@@ -547,6 +564,8 @@ class _Core:
             if status == 0:  # tokens token .. token + count - 1 succeeded
                 self._succeed(token, ev.count)
                 continue
+            if self.keep:
+                self.keep.pop(token, None)
             entry = pending.pop(token, None)
             if entry is not None:
                 detail = ffi.string(ev.detail).decode(errors="replace")
@@ -557,6 +576,9 @@ class _Core:
         """Finish the sends first .. first + count - 1 (not requests: they
         wait on for the reply), under one lock for the whole run."""
         pending = self.pending
+        if self.keep:
+            for t in range(first, first + count):
+                self.keep.pop(t, None)
         slow = []
         with _FUTURE_LOCK:
             for t in range(first, first + count):
@@ -651,8 +673,13 @@ class _Core:
             if got is not None:
                 return got
         arr = self.local.ptrs
+        # With auto_release this path is taken only for messages too big
+        # for the copy buffer: a few at a time (many megabytes of copies
+        # freed together make the C allocator give the memory back to the
+        # system, and the next copies fault it in again page by page).
+        most = min(max_count, _BIG_BATCH) if self.auto_release else self._take_max(max_count)
         n = self._take(
-            lambda wait: lib.ch_bridge_recv(self.b, arr, self._take_max(max_count), wait),
+            lambda wait: lib.ch_bridge_recv(self.b, arr, most, wait),
             deadline,
             timeout,
         )
@@ -743,6 +770,7 @@ class _Core:
             self.freed = True
             lib.ch_bridge_free(self.b)
             self.b = ffi.NULL
+        self.keep.clear()  # the loop thread is gone: nothing reads them
         for fut, _ in list(self.pending.values()):
             fut._finish(None, ClosedError("node closed before the reply arrived"))
         self.pending.clear()

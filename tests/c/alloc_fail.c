@@ -28,7 +28,7 @@ static long every;
 static uv_timer_t watchdog;
 static int timed_out;
 static ch_send_t *reqs;
-static uint8_t small[100], large[5000];
+static uint8_t small[100], large[64000];
 
 static void on_closed(ch_node_t *n)
 {
@@ -96,8 +96,10 @@ static void send_batch(long from, long count)
         ch_parse_address("127.0.0.1", &s->ip_protocol, s->address);
         s->port = ch_node_port(B);
         if (i % 3 == 0 && every != 0) {
+            /* Sizes vary so that the node's spare big buffers fit only
+             * some of them: the others are allocated (and may fail). */
             s->data = large;
-            s->data_len = sizeof(large);
+            s->data_len = 1100 + (uint32_t)((i * 7919) % (sizeof(large) - 1100));
         } else {
             s->data = small;
             s->data_len = sizeof(small);
