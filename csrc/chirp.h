@@ -159,7 +159,10 @@ typedef void (*ch_recv_cb)(ch_node_t *node, ch_message_t *msg);
 typedef void (*ch_closed_cb)(ch_node_t *node);
 
 /* Create a node on loop: checks the config, binds and listens.  On failure
- * returns an error with a message in err and creates nothing. */
+ * returns an error with a message in err and creates nothing.  If the
+ * program left SIGPIPE at its default (terminate), it is set to be
+ * ignored: a peer closing a connection mid-write must cost that
+ * connection (EPIPE), not the process. */
 int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
                 void *user_data, ch_node_t **out, char *err, size_t errlen);
 void *ch_node_user_data(ch_node_t *node);

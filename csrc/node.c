@@ -3,6 +3,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,20 @@ static void close_handle(ch_node_t *node, uv_handle_t *h)
         uv_close(h, on_handle_closed);
 }
 
+/* See ch_node_new in chirp.h.  A handler or SIG_IGN the program chose is
+ * kept. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+        !(sa.sa_flags & SA_SIGINFO)) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
                 void *user_data, ch_node_t **out, char *err, size_t errlen)
 {
@@ -348,6 +363,7 @@ int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
     rc = ch_config_check(config, err, errlen);
     if (rc != CH_OK)
         return rc;
+    ignore_sigpipe();
     node = ch_calloc(1, sizeof(*node));
     if (node == NULL) {
         snprintf(err, errlen, "out of memory allocating the node");

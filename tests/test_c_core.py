@@ -79,18 +79,23 @@ def test_c_example_under_valgrind(c_ping: str, mode: list[str]) -> None:
     assert "received 500" in proc.stdout
 
 
-@pytest.fixture(scope="module")
-def alloc_fail(tmp_path_factory: pytest.TempPathFactory) -> str:
-    exe = str(tmp_path_factory.mktemp("cbuild") / "alloc_fail")
+def _build_c_test(out_dir, name: str) -> str:
+    """Build tests/c/NAME.c with the whole core (warnings are errors)."""
+    exe = str(out_dir / name)
     sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
     cmd = [
         "cc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-        "-I", os.path.join(ROOT, "csrc"), os.path.join(ROOT, "tests", "c", "alloc_fail.c"),
+        "-I", os.path.join(ROOT, "csrc"), os.path.join(ROOT, "tests", "c", name + ".c"),
         *sources, "-luv", "-lssl", "-lcrypto", "-o", exe,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
     assert proc.returncode == 0, proc.stderr
     return exe
+
+
+@pytest.fixture(scope="module")
+def alloc_fail(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _build_c_test(tmp_path_factory.mktemp("cbuild"), "alloc_fail")
 
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
@@ -127,18 +132,24 @@ def test_allocation_failures_leak_nothing(alloc_fail: str, every: int) -> None:
 def test_write_completing_as_its_connection_closes(tmp_path) -> None:
     """Regression: a synchronous message written just before its connection
     closed waited forever for an ACK; it must fail with an error."""
-    exe = str(tmp_path / "closing_write")
-    sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
-    cmd = [
-        "cc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-        "-I", os.path.join(ROOT, "csrc"), os.path.join(ROOT, "tests", "c", "closing_write.c"),
-        *sources, "-luv", "-lssl", "-lcrypto", "-o", exe,
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
-    assert proc.returncode == 0, proc.stderr
+    exe = _build_c_test(tmp_path, "closing_write")
     run = [exe]
     if shutil.which("valgrind"):
         run = ["valgrind", "-q", "--leak-check=full", "--error-exitcode=99", exe]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "victim completed: CH_ECONN" in proc.stdout
+
+
+@pytest.mark.parametrize("mode", [[], ["handler"]])
+def test_a_reset_while_writing_costs_sends_not_the_process(tmp_path, mode: list[str]) -> None:
+    """SIGPIPE is ignored unless the program chose otherwise (its handler is
+    kept), and a peer resetting the connection mid-write fails the sends."""
+    exe = _build_c_test(tmp_path, "sigpipe")
+    proc = subprocess.run(
+        [exe, *mode], capture_output=True, text=True, timeout=60, env=CLEAN_ENV
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "alive: 4 sends completed, 4 failed" in proc.stdout
+    want = "the program's handler" if mode else "ignored"
+    assert f"SIGPIPE after ch_node_new: {want}" in proc.stdout
