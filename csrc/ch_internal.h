@@ -15,6 +15,9 @@
 
 #define CH_INLINE_SIZE 1024   /* slot buffer for small messages */
 #define CH_BATCH_MSGS 64      /* messages per coalesced write */
+#define CH_TLS_BATCH (256u * 1024u) /* TLS: stop adding messages at this
+                                       size, so that encrypting the next
+                                       batch overlaps sending this one */
 #define CH_DIRECT_READ 16384  /* payloads this big are read in place */
 #define CH_BIG_SLOTS 8                    /* freed big buffers kept ... */
 #define CH_BIG_KEEP (8u * 1024u * 1024u)  /* ... up to this many bytes */

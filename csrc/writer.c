@@ -144,9 +144,12 @@ void ch_writer_flush(ch_conn_t *c)
     if (r->conn == c) {
         int sync = node->cfg.synchronous;
         uint64_t now = ch_now(node);
+        size_t bytes = 0;
         while (r->queue.head != NULL && c->wcount < CH_BATCH_MSGS) {
             ch_send_t *s;
             if (sync && r->inflight.len >= (size_t)(r->window > 0 ? r->window : 1))
+                break;
+            if (c->ssl != NULL && bytes >= CH_TLS_BATCH)
                 break;
             if (c->wcount == 0 && now - c->last_activity > node->noop_ms) {
                 /* Probe a connection that was idle for a long time. */
@@ -159,6 +162,7 @@ void ch_writer_flush(ch_conn_t *c)
                 c->last_activity = now;
             }
             s = ch_sendq_pop(&r->queue);
+            bytes += (size_t)s->header_len + s->data_len;
             memcpy(h.identity, s->identity, CH_ID_SIZE);
             s->serial_ = h.serial = ++r->serial;
             h.data_len = s->data_len;
