@@ -1588,6 +1588,10 @@ def scenario6(env: Env) -> list[dict]:
         out = []
         for name in ("receiver", "sender"):
             v = samples[name] or [0]
+            half = len(v) // 2
+            # Growth shows as a second half above the first; a bounded
+            # window of sends in flight does not.
+            max1, max2 = max(v[:half] or v), max(v[half:])
             out.append(
                 _row(
                     6,
@@ -1601,8 +1605,11 @@ def scenario6(env: Env) -> list[dict]:
                     rss_first_kib=v[0],
                     rss_last_kib=v[-1],
                     rss_max_kib=max(v),
+                    rss_max_first_half_kib=max1,
+                    rss_max_second_half_kib=max2,
                     samples=len(v),
-                    note=f"RSS first {_mib(v[0])}, last {_mib(v[-1])}, max {_mib(max(v))}"
+                    note=f"RSS first {_mib(v[0])}, last {_mib(v[-1])}, max {_mib(max1)} "
+                    f"in the first half, {_mib(max2)} in the second"
                     + (
                         f"; received {rres['received']} of {rres.get('sent')}"
                         if rres["received"] != rres.get("sent")
