@@ -196,3 +196,24 @@ def test_big_messages_sent_without_a_copy_stay_intact(pair):
     for fut in futs:
         assert fut.result(timeout=10) is None
     assert a._core.keep == {}  # every reference let go once written
+
+
+def test_plain_future_fallback_works(pair, monkeypatch):
+    """On a Python whose Future has other fields, chirp falls back to the
+    plain Future (Condition made at once): everything still works."""
+    import chirp.node
+
+    monkeypatch.setattr(chirp.node, "_LAZY_FUTURES", False)
+    a, b = pair
+    futs = [a.send_async(addr(b), b"f%d" % i) for i in range(500)]
+    assert all("_condition" in vars(f) for f in futs)
+    calls = []
+    futs[-1].add_done_callback(calls.append)
+    done, not_done = wait(futs, timeout=20)
+    assert len(done) == 500 and not not_done
+    assert all(f.result() is None for f in futs)
+    recv_n(b, 500)
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == [futs[-1]]
