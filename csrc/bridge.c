@@ -3,8 +3,9 @@
  * Other threads -> loop: sends go into a locked command list and releases
  * into an intrusive list; one write to an eventfd wakes the loop for all
  * of them (not uv_async_send: its loop side busy-waits while a sending
- * thread is inside it, which showed as a tenth of a receiver's CPU).  Loop -> other threads: received messages go into an intrusive
- * queue (recv), completions into an event ring (poll); waiters sleep on
+ * thread is inside it, which showed as a tenth of a receiver's CPU).
+ * Loop -> other threads: received messages go into an intrusive queue
+ * (recv), completions into an event ring (poll); waiters sleep on
  * condition variables, and an eventfd signals waiting messages to event
  * loops such as asyncio.  Event ring space is reserved when a send is
  * accepted, so a completion can never be lost for lack of memory.
@@ -520,6 +521,14 @@ static void on_node_closed(ch_node_t *node)
     uv_close((uv_handle_t *)&b->chk, NULL);
 }
 
+/* A send the node would not take: its callback reports why. */
+static void refused(ch_send_t *s, int rc)
+{
+    char why[CH_DETAIL_SIZE];
+    snprintf(why, sizeof(why), "send refused: %s", ch_strerror(rc));
+    s->cb(s, rc, why);
+}
+
 /* Take the queued commands and releases and carry them out (loop thread:
  * on a wake-up, and on every look while spinning). */
 static void drain(ch_bridge_t *b)
@@ -549,24 +558,13 @@ static void drain(ch_bridge_t *b)
         if (c->nsends > 0) {
             int i, n = c->nsends;
             /* The last completion frees c: do not touch it after that. */
-            for (i = 0; i < n; i++) {
-                ch_send_t *one = &c->sends[i];
-                rc = ch_node_send(b->node, one);
-                if (rc != CH_OK) {
-                    char why[CH_DETAIL_SIZE];
-                    snprintf(why, sizeof(why), "send refused: %s",
-                             ch_strerror(rc));
-                    on_batch_done(one, rc, why);
-                }
-            }
+            for (i = 0; i < n; i++)
+                if ((rc = ch_node_send(b->node, &c->sends[i])) != CH_OK)
+                    refused(&c->sends[i], rc);
             continue;
         }
-        rc = ch_node_send(b->node, &c->send);
-        if (rc != CH_OK) {
-            char why[CH_DETAIL_SIZE];
-            snprintf(why, sizeof(why), "send refused: %s", ch_strerror(rc));
-            on_send_done(&c->send, rc, why);
-        }
+        if ((rc = ch_node_send(b->node, &c->send)) != CH_OK)
+            refused(&c->send, rc);
     }
     if (closing)
         ch_node_close(b->node, on_node_closed);
