@@ -137,6 +137,17 @@ def _frames(raw):
     return (port, ident), out
 
 
+def _wait_frames(peer, done, timeout=5.0):
+    """((port, identity), frames) the raw peer got, once done(frames)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hs, frames = _frames(bytes(peer.received))
+        if done(frames):
+            return hs, frames
+        assert time.monotonic() < deadline, frames
+        time.sleep(0.02)
+
+
 def test_noop_probe_before_message_after_idle(node_factory):
     """After more than 3/4 of reuse_time without traffic, a message is
     preceded by a NOOP; serials count the NOOP too (wire level)."""
@@ -146,13 +157,9 @@ def test_noop_probe_before_message_after_idle(node_factory):
         node.send(peer.address, b"first")
         time.sleep(3.4)  # > 3/4 of reuse_time, < reuse_time (setup)
         node.send(peer.address, b"second")
-        deadline = time.monotonic() + 5
-        while True:
-            (port, ident), frames = _frames(bytes(peer.received))
-            if any(f["data"] == b"second" for f in frames):
-                break
-            assert time.monotonic() < deadline, frames
-            time.sleep(0.02)
+        (port, ident), frames = _wait_frames(
+            peer, lambda fs: any(f["data"] == b"second" for f in fs)
+        )
         assert (port, ident) == (node.port, node.identity)
         kinds = [(f["type"], f["data"], f["serial"]) for f in frames]
         assert kinds == [(0, b"first", 1), (NOOP, b"", 2), (0, b"second", 3)]
@@ -168,13 +175,7 @@ def test_no_noop_when_busy(node_factory):
         node = node_factory(synchronous=False, timeout=0.2, reuse_time=4.0)
         for i in range(5):
             node.send(peer.address, b"m%d" % i)
-        deadline = time.monotonic() + 5
-        while True:
-            _, frames = _frames(bytes(peer.received))
-            if len(frames) >= 5:
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        _, frames = _wait_frames(peer, lambda fs: len(fs) >= 5)
         assert [f["type"] for f in frames] == [0] * 5
         assert [f["serial"] for f in frames] == [1, 2, 3, 4, 5]
         assert len({f["identity"] for f in frames}) == 5
@@ -191,13 +192,7 @@ def test_outgoing_connection_reused_for_incoming_direction(node_factory):
         node = node_factory(synchronous=False)
         for i in range(3):
             node.send(peer.address, b"x%d" % i)
-        deadline = time.monotonic() + 5
-        while True:
-            _, frames = _frames(bytes(peer.received))
-            if len(frames) >= 3:
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        _wait_frames(peer, lambda fs: len(fs) >= 3)
         assert len(peer.conns) == 1
     finally:
         peer.close()

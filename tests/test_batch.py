@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+from conftest import free_port
 
 import chirp
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])

@@ -7,14 +7,13 @@ All traffic is plaintext on 127.0.0.1 (loopback is never encrypted).
 Run:  python -m pytest -q tests/interop
 """
 
-import hashlib
 import threading
 
 import pytest
 
 import chirp
 
-LOCAL = "127.0.0.1"
+from .conftest import LOCAL, payload, sha
 
 MIB = 1 << 20
 
@@ -41,18 +40,6 @@ MIXED = [
     (MIB, 1000),
     (0, 0),
 ]
-
-
-def payload(i, size, kind=b"D"):
-    """Deterministic bytes for message i; same function as libchirp_peer.py."""
-    if size <= 0:
-        return b""
-    block = hashlib.sha256(kind + b":%d" % i).digest()
-    return (block * (size // len(block) + 1))[:size]
-
-
-def sha(b):
-    return hashlib.sha256(bytes(b)).hexdigest()
 
 
 def mixed_messages():
