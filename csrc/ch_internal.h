@@ -215,6 +215,8 @@ int ch_tls_read(ch_conn_t *c, uint8_t *out, size_t cap, char *why,
                 size_t whylen);
 size_t ch_tls_pending(ch_conn_t *c);
 int ch_tls_write(ch_conn_t *c, const uv_buf_t *bufs, int n);
+/* Not writing: let go of a ciphertext buffer grown by a big message. */
+void ch_tls_trim(ch_conn_t *c);
 int ch_tls_encrypt(ch_conn_t *c, const uv_buf_t *bufs, int n, uv_buf_t *out);
 void ch_tls_shutdown(ch_conn_t *c);
 

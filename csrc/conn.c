@@ -166,8 +166,10 @@ void ch_conn_close(ch_conn_t *c, int status, const char *detail)
         if (r->conn == c) {
             ch_conn_t *o;
             r->conn = NULL;
-            /* Go on with another ready connection to the remote, if any. */
-            for (o = c->node->conns; o != NULL; o = o->cnext)
+            /* Go on with another ready connection to the remote, if any
+             * (c itself is still counted in nconns). */
+            for (o = r->nconns > 1 ? c->node->conns : NULL; o != NULL;
+                 o = o->cnext)
                 if (o != c && o->remote == r && o->state == CH_CS_READY)
                     r->conn = o;
         }
@@ -723,6 +725,8 @@ void ch_conn_tick(ch_conn_t *c, uint64_t now)
         ch_conn_close(c, CH_ETIMEDOUT, "write timed out");
         return;
     }
+    if (c->ssl != NULL && !c->writing && now - c->last_activity >= 1000)
+        ch_tls_trim(c); /* quiet for a second: keep no big buffer */
     if (now - c->last_activity >= node->gc_ms && !c->writing &&
         c->slots_busy == 0 && c->inflight == 0 &&
         (c->remote == NULL || c->remote->conn != c ||

@@ -208,23 +208,45 @@ size_t ch_tls_pending(ch_conn_t *c)
     return c->wbio != NULL ? BIO_ctrl_pending(c->wbio) : 0;
 }
 
+static int write_all(ch_conn_t *c, const char *p, size_t left)
+{
+    while (left > 0) {
+        int chunk = left > 0x40000000 ? 0x40000000 : (int)left;
+        int w = SSL_write(c->ssl, p, chunk);
+        if (w <= 0)
+            return CH_ETLS;
+        p += w;
+        left -= (size_t)w;
+    }
+    return CH_OK;
+}
+
+/* Small pieces (message headers, small payloads, ACKs) are gathered into
+ * whole TLS records instead of becoming a record each. */
+#define CH_TLS_STAGE 16384
+
 int ch_tls_write(ch_conn_t *c, const uv_buf_t *bufs, int n)
 {
+    char stage[CH_TLS_STAGE];
+    size_t used = 0;
     int i;
     ERR_clear_error();
     for (i = 0; i < n; i++) {
-        const char *p = bufs[i].base;
-        size_t left = bufs[i].len;
-        while (left > 0) {
-            int chunk = left > 0x40000000 ? 0x40000000 : (int)left;
-            int w = SSL_write(c->ssl, p, chunk);
-            if (w <= 0)
+        size_t len = bufs[i].len;
+        if (used + len > CH_TLS_STAGE) {
+            if (write_all(c, stage, used) != CH_OK)
                 return CH_ETLS;
-            p += w;
-            left -= (size_t)w;
+            used = 0;
+        }
+        if (len >= CH_TLS_STAGE) {
+            if (write_all(c, bufs[i].base, len) != CH_OK)
+                return CH_ETLS;
+        } else {
+            memcpy(stage + used, bufs[i].base, len);
+            used += len;
         }
     }
-    return CH_OK;
+    return write_all(c, stage, used);
 }
 
 int ch_tls_encrypt(ch_conn_t *c, const uv_buf_t *bufs, int n, uv_buf_t *out)
@@ -251,6 +273,17 @@ int ch_tls_encrypt(ch_conn_t *c, const uv_buf_t *bufs, int n, uv_buf_t *out)
         return CH_ETLS;
     *out = uv_buf_init((char *)c->tls_out, (unsigned)pending);
     return CH_OK;
+}
+
+void ch_tls_trim(ch_conn_t *c)
+{
+    /* A big message grew the ciphertext buffer: do not keep it for the
+     * connection's lifetime (the timer calls this on quiet connections). */
+    if (c->tls_out_cap > 2 * CH_TLS_BATCH) {
+        ch_free(c->tls_out);
+        c->tls_out = NULL;
+        c->tls_out_cap = 0;
+    }
 }
 
 void ch_tls_shutdown(ch_conn_t *c)

@@ -147,7 +147,7 @@ void ch_writer_flush(ch_conn_t *c)
         size_t bytes = 0;
         while (r->queue.head != NULL && c->wcount < CH_BATCH_MSGS) {
             ch_send_t *s;
-            if (sync && r->inflight.len >= (size_t)(r->window > 0 ? r->window : 1))
+            if (sync && r->inflight.len >= (size_t)r->window)
                 break;
             if (c->ssl != NULL && bytes >= CH_TLS_BATCH)
                 break;
