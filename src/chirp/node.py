@@ -267,8 +267,8 @@ class _Core:
         c.max_inflight = cfg.max_inflight
         c.spin_us = cfg.spin_us
         out = ffi.new("ch_bridge_t **")
-        err = ffi.new("char[256]")
-        rc = lib.ch_bridge_open(c, out, err, 256)
+        err = ffi.new("char[]", _DETAIL)
+        rc = lib.ch_bridge_open(c, out, err, _DETAIL)
         if rc != 0:
             _raise(rc, ffi.string(err).decode(errors="replace"))
         self.b = out[0]
