@@ -132,24 +132,29 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                         int flags);
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max, int timeout_ms);
-/* What ch_bridge_recv_copy stores per message; the bytes are in the
- * caller's buffer at offset: identity, remote identity, address (16 bytes
- * each), then header_len bytes of header, then data_len bytes of data. */
+/* What ch_bridge_recv_copy stores per message (six 32-bit fields, so
+ * that Python can unpack them in one step); the bytes are in the caller's
+ * buffer at offset: identity, remote identity, address (16 bytes each),
+ * then header_len bytes of header, then data_len bytes of data. */
 typedef struct ch_msg_meta {
-    size_t offset;
+    uint32_t offset;
     uint32_t serial;
     uint32_t data_len;
-    uint16_t header_len;
-    uint16_t port;
-    uint8_t ip_protocol;
+    uint32_t header_len;
+    uint32_t port;
+    uint32_t flags; /* ip_protocol, and CH_META_SAME_SOURCE */
 } ch_msg_meta_t;
+/* The message comes from the same remote (address, port, protocol and
+ * remote identity) as the one before it in this batch. */
+#define CH_META_SAME_SOURCE ...
 /* Like ch_bridge_recv, but copies the messages into buf and releases them
  * at once (for auto-release receivers: the connection refills while the
- * caller works).  Returns the count; 0 with *needed set when even the
- * first message does not fit in buflen. */
+ * caller works).  Returns the count, with *used set to the bytes of buf
+ * filled; 0 with *used set to the size the first message needs when even
+ * it does not fit in buflen (at most 4 GiB are used). */
 int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
                         char *buf, size_t buflen, int timeout_ms,
-                        size_t *needed);
+                        size_t *used);
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
 int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms);
 int ch_bridge_fd(ch_bridge_t *b);

@@ -175,7 +175,12 @@ struct ch_bridge {
     uint64_t spin_ns; /* see the top of the file; 0: sleep at once */
     unsigned long activity; /* loop thread: counts traffic, for spinning */
     int awake;        /* the loop thread spins and drains the queues */
+    uint64_t st_token; /* loop thread: successful sends st_token .. */
+    uint64_t st_count; /* .. + st_count - 1 not yet in the ring */
+    int running;      /* the loop thread is busy and passes on_prepare (which
+                       * drains the queues) before it sleeps: no wake-up */
     int fd_used;      /* ch_bridge_fd was asked: keep the fd's state */
+    int loop_closed;  /* ch_bridge_close closed the loop already */
     uint16_t port;
     uint8_t identity[CH_ID_SIZE];
 };
@@ -232,7 +237,8 @@ static void fd_clear(ch_bridge_t *b)
     }
 }
 
-/* Wake the loop thread (after queueing with nothing queued before). */
+/* Wake the loop thread (after queueing with nothing queued before); under
+ * mu, so that ch_bridge_close cannot close the fd meanwhile. */
 static void wake_loop(ch_bridge_t *b)
 {
     fdpair_signal(&b->wakefd);
@@ -263,26 +269,55 @@ static int eq_reserve(ch_bridge_t *b, size_t more)
     return CH_OK;
 }
 
-/* Push into reserved space; under mu.  A success that follows the
- * newest waiting success by token is merged into it (one event for a
- * whole stream of completions). */
+/* Successes token .. token + count - 1 into reserved space; under mu.
+ * Merged into the newest event when that is a success just before them
+ * (one event for a whole stream of completions). */
+static void eq_push_ok(ch_bridge_t *b, uint64_t token, uint64_t count)
+{
+    ch_event_t *e;
+    b->eq_reserved -= count; /* each had a place; one event takes one */
+    b->eq_done += count;
+    b->sig_ev = 1; /* woken once per loop iteration: see flush_signals */
+    if (b->eq_len > 0) {
+        e = &b->eq[(b->eq_head + b->eq_len - 1) % b->eq_cap];
+        if (e->type == CH_EV_SEND && e->status == CH_OK &&
+            e->token + e->count == token) {
+            e->count += count;
+            return;
+        }
+    }
+    e = &b->eq[(b->eq_head + b->eq_len) % b->eq_cap];
+    e->type = CH_EV_SEND;
+    e->status = CH_OK;
+    e->token = token;
+    e->count = count;
+    e->msg = NULL;
+    e->detail[0] = '\0';
+    b->eq_len++;
+}
+
+/* Move the successes the loop thread staged without the lock into the
+ * ring; under mu. */
+static void eq_flush_staged(ch_bridge_t *b)
+{
+    if (b->st_count > 0) {
+        eq_push_ok(b, b->st_token, b->st_count);
+        b->st_count = 0;
+    }
+}
+
+/* Push into reserved space; under mu.  Staged successes go first, so
+ * that events keep their order. */
 static void eq_push(ch_bridge_t *b, int type, int status, uint64_t token,
                     ch_message_t *msg, const char *detail)
 {
     ch_event_t *e;
-    if (type == CH_EV_SEND && status == CH_OK && b->eq_len > 0) {
-        e = &b->eq[(b->eq_head + b->eq_len - 1) % b->eq_cap];
-        if (e->type == CH_EV_SEND && e->status == CH_OK &&
-            e->token + e->count == token) {
-            e->count++;
-            b->eq_reserved--;
-            b->eq_done++;
-            b->sig_ev = 1;
-            return;
-        }
+    eq_flush_staged(b);
+    if (type == CH_EV_SEND && status == CH_OK) {
+        eq_push_ok(b, token, 1);
+        return;
     }
-    if (type != CH_EV_SEND || status != CH_OK)
-        b->ev_urgent = 1;
+    b->ev_urgent = 1;
     e = &b->eq[(b->eq_head + b->eq_len) % b->eq_cap];
     e->type = type;
     e->status = status;
@@ -344,32 +379,36 @@ static int is_dropped(ch_bridge_t *b, const uint8_t *identity)
     return 0;
 }
 
-/* Queue a command for the loop thread; under mu.  Returns 1 when the
- * loop must be woken (nothing was queued before). */
-static int cmd_append(ch_bridge_t *b, ch_bcmd_t *cmd)
+/* Queue a command for the loop thread, waking it if it may sleep on the
+ * queue (nothing was queued before); under mu. */
+static void cmd_append(ch_bridge_t *b, ch_bcmd_t *cmd)
 {
-    int wake = b->cmd_head == NULL && b->rel_head == NULL && !b->awake;
+    int wake = b->cmd_head == NULL && b->rel_head == NULL && !b->awake &&
+               !b->running;
     cmd->next = NULL;
     if (b->cmd_tail != NULL)
         b->cmd_tail->next = cmd;
     else
         b->cmd_head = cmd;
     b->cmd_tail = cmd;
-    return wake;
+    if (wake)
+        wake_loop(b);
 }
 
-/* Queue a chain of messages (linked by next_) for release; under mu.
- * Returns 1 when the loop must be woken. */
-static int rel_append(ch_bridge_t *b, ch_message_t *first, ch_message_t *last)
+/* Queue a chain of messages (linked by next_) for release, waking the
+ * loop like cmd_append; under mu. */
+static void rel_append(ch_bridge_t *b, ch_message_t *first, ch_message_t *last)
 {
-    int wake = b->cmd_head == NULL && b->rel_head == NULL && !b->awake;
+    int wake = b->cmd_head == NULL && b->rel_head == NULL && !b->awake &&
+               !b->running;
     last->next_ = NULL;
     if (b->rel_tail != NULL)
         b->rel_tail->next_ = first;
     else
         b->rel_head = first;
     b->rel_tail = last;
-    return wake;
+    if (wake)
+        wake_loop(b);
 }
 
 /* Drop one reference to a command; under mu. Returns 1 if it must be
@@ -422,13 +461,10 @@ static void on_message(ch_node_t *node, ch_message_t *msg)
 }
 
 /* Wake waiting threads once per loop iteration, not once per message:
- * they then find a whole batch (everything one read delivered). Runs as a
- * prepare handle (before the loop blocks) and a check handle (after I/O). */
+ * they then find a whole batch (everything one read delivered); under mu. */
 static void flush_signals(ch_bridge_t *b)
 {
-    if (!b->sig_msg && !b->sig_ev)
-        return;
-    uv_mutex_lock(&b->mu);
+    eq_flush_staged(b);
     if (b->sig_msg) {
         fd_signal(b);
         if (b->mq_len > 1)
@@ -443,17 +479,6 @@ static void flush_signals(ch_bridge_t *b)
         b->sig_ev = 0;
     }
     b->sig_msg = 0;
-    uv_mutex_unlock(&b->mu);
-}
-
-static void on_prepare(uv_prepare_t *h)
-{
-    flush_signals(h->data);
-}
-
-static void on_check(uv_check_t *h)
-{
-    flush_signals(h->data);
 }
 
 static void on_send_done(ch_send_t *s, int status, const char *detail)
@@ -462,6 +487,27 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
     ch_bridge_t *b = cmd->bridge;
     int free_it, is_req = (cmd->flags & CH_SEND_REQUEST) != 0;
     b->activity++;
+    /* wdetail is set once, before the loop sees the command: NULL for a
+     * send nobody waits on (its wait field alone is read by others). */
+    if (status == CH_OK && cmd->wdetail == NULL && !is_req) {
+        /* The common case, a queued send written or acknowledged: staged
+         * without the lock (the loop thread alone holds such a command),
+         * into the ring once per loop iteration (flush_signals). */
+        if (b->st_count > 0 && b->st_token + b->st_count == cmd->token) {
+            b->st_count++;
+        } else {
+            if (b->st_count > 0) {
+                uv_mutex_lock(&b->mu);
+                eq_flush_staged(b);
+                uv_mutex_unlock(&b->mu);
+            }
+            b->st_token = cmd->token;
+            b->st_count = 1;
+        }
+        b->sig_ev = 1;
+        ch_free(cmd);
+        return;
+    }
     uv_mutex_lock(&b->mu);
     if (status != CH_OK && is_req) {
         /* No reply will come (unless one already did). */
@@ -515,7 +561,9 @@ static void on_batch_done(ch_send_t *s, int status, const char *detail)
 static void on_node_closed(ch_node_t *node)
 {
     ch_bridge_t *b = ch_node_user_data(node);
+    uv_mutex_lock(&b->mu);
     flush_signals(b);
+    uv_mutex_unlock(&b->mu);
     uv_close((uv_handle_t *)&b->wake, NULL);
     uv_close((uv_handle_t *)&b->prep, NULL);
     uv_close((uv_handle_t *)&b->chk, NULL);
@@ -529,20 +577,21 @@ static void refused(ch_send_t *s, int rc)
     s->cb(s, rc, why);
 }
 
-/* Take the queued commands and releases and carry them out (loop thread:
- * on a wake-up, and on every look while spinning). */
-static void drain(ch_bridge_t *b)
+/* Take the queued commands and releases; under mu. */
+static void take_queues(ch_bridge_t *b, ch_bcmd_t **cmds,
+                        ch_message_t **rels, int *closing)
 {
-    ch_bcmd_t *cmds;
-    ch_message_t *rels;
-    int closing;
-    uv_mutex_lock(&b->mu);
-    cmds = b->cmd_head;
-    rels = b->rel_head;
+    *cmds = b->cmd_head;
+    *rels = b->rel_head;
     b->cmd_head = b->cmd_tail = NULL;
     b->rel_head = b->rel_tail = NULL;
-    closing = b->closing;
-    uv_mutex_unlock(&b->mu);
+    *closing = b->closing;
+}
+
+/* Carry out what take_queues took (loop thread, mu not held). */
+static void run_queues(ch_bridge_t *b, ch_bcmd_t *cmds, ch_message_t *rels,
+                       int closing)
+{
     if (cmds != NULL || rels != NULL)
         b->activity++;
     while (rels != NULL) {
@@ -568,6 +617,57 @@ static void drain(ch_bridge_t *b)
     }
     if (closing)
         ch_node_close(b->node, on_node_closed);
+}
+
+/* Take the queues and carry them out (loop thread: on a wake-up, and on
+ * every look while spinning).  The loop is busy now: it passes
+ * on_prepare before it sleeps again. */
+static void drain(ch_bridge_t *b)
+{
+    ch_bcmd_t *cmds;
+    ch_message_t *rels;
+    int closing;
+    uv_mutex_lock(&b->mu);
+    take_queues(b, &cmds, &rels, &closing);
+    b->running = 1;
+    uv_mutex_unlock(&b->mu);
+    run_queues(b, cmds, rels, closing);
+}
+
+/* Before the loop sleeps: carry out what was queued while it was busy
+ * (queueing threads did not wake it, see running), then signal waiting
+ * threads.  A few rounds at most: a queue that still refills after them
+ * gets a wake-up, so the loop does not sleep on it. */
+static void on_prepare(uv_prepare_t *h)
+{
+    ch_bridge_t *b = h->data;
+    ch_bcmd_t *cmds;
+    ch_message_t *rels;
+    int closing, round;
+    for (round = 0;; round++) {
+        uv_mutex_lock(&b->mu);
+        if ((b->cmd_head == NULL && b->rel_head == NULL) || round == 2) {
+            if (b->cmd_head != NULL || b->rel_head != NULL)
+                wake_loop(b);
+            b->running = 0;
+            flush_signals(b);
+            uv_mutex_unlock(&b->mu);
+            return;
+        }
+        take_queues(b, &cmds, &rels, &closing);
+        uv_mutex_unlock(&b->mu);
+        run_queues(b, cmds, rels, closing);
+    }
+}
+
+/* After the loop's poll: it is busy until its next on_prepare. */
+static void on_check(uv_check_t *h)
+{
+    ch_bridge_t *b = h->data;
+    uv_mutex_lock(&b->mu);
+    b->running = 1;
+    flush_signals(b);
+    uv_mutex_unlock(&b->mu);
 }
 
 static void on_wake(uv_poll_t *h, int status, int events)
@@ -731,7 +831,6 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         b->rng[0] = uv_hrtime();
         b->rng[1] = (uint64_t)(uintptr_t)b;
     }
-    fdpair_open(&b->appfd); /* without it, ch_bridge_fd gives -1 */
     rc = uv_thread_create(&b->thread, loop_main, b);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the loop thread: %s",
@@ -764,14 +863,17 @@ void ch_bridge_identity(ch_bridge_t *b, uint8_t out[CH_ID_SIZE])
 
 int ch_bridge_fd(ch_bridge_t *b)
 {
+    int fd;
     uv_mutex_lock(&b->mu);
-    if (!b->fd_used) {
+    /* Made on first use: most nodes never need it. */
+    if (!b->fd_used && fdpair_open(&b->appfd) == 0) {
         b->fd_used = 1;
         if (b->mq_len > 0 || b->closed)
             fd_signal(b);
     }
+    fd = b->appfd.rd;
     uv_mutex_unlock(&b->mu);
-    return b->appfd.rd;
+    return fd;
 }
 
 
@@ -786,7 +888,7 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
 {
     ch_bcmd_t *cmd;
     uint8_t *p;
-    int wake, rc = CH_OK;
+    int rc = CH_OK;
     size_t extra = waited ? CH_DETAIL_SIZE : 0;
     int nocopy = (flags & CH_SEND_NOCOPY) != 0;
     if (header_len > 0xffff || data_len > 0xffffffffu ||
@@ -864,12 +966,10 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         ch_free(cmd);
         return rc;
     }
-    wake = cmd_append(b, cmd);
+    cmd_append(b, cmd);
     if (out != NULL)
         *out = cmd;
     uv_mutex_unlock(&b->mu);
-    if (wake)
-        wake_loop(b);
     return CH_OK;
 }
 
@@ -973,7 +1073,7 @@ int ch_bridge_request_wait(ch_bridge_t *b, uint8_t ip_protocol,
 void ch_bridge_abandon(ch_bridge_t *b, void *pending)
 {
     ch_bcmd_t *cmd = pending;
-    int free_it, wake = 0, i;
+    int free_it, i;
     if (cmd == NULL)
         return;
     uv_mutex_lock(&b->mu);
@@ -984,15 +1084,13 @@ void ch_bridge_abandon(ch_bridge_t *b, void *pending)
     }
     if (cmd->reply != NULL && !b->closing) {
         /* A reply nobody will read: give its slot back. */
-        wake = rel_append(b, cmd->reply, cmd->reply);
+        rel_append(b, cmd->reply, cmd->reply);
     }
     cmd->reply = NULL;
     if (cmd->wait == CH_W_WAITING)
         cmd->wait = CH_W_ABANDONED;
     free_it = cmd_unref(cmd);
     uv_mutex_unlock(&b->mu);
-    if (wake)
-        wake_loop(b);
     if (free_it)
         ch_free(cmd);
 }
@@ -1006,7 +1104,7 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     ch_bcmd_t *cmd;
     uint8_t *p, *hdr, *body;
     size_t total = 0, off = 0;
-    int i, wake, rc, nocopy = (flags & CH_SEND_NOCOPY) != 0;
+    int i, rc, nocopy = (flags & CH_SEND_NOCOPY) != 0;
     if (n <= 0 || header_len > 0xffff ||
         (ip_protocol != 4 && ip_protocol != 6) || (flags & ~CH_SEND_NOCOPY))
         return CH_EINVAL;
@@ -1063,10 +1161,8 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         s->cb = on_batch_done;
         s->user_data = cmd;
     }
-    wake = cmd_append(b, cmd);
+    cmd_append(b, cmd);
     uv_mutex_unlock(&b->mu);
-    if (wake)
-        wake_loop(b);
     return CH_OK;
 }
 
@@ -1143,12 +1239,14 @@ int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
 
 int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
                         char *buf, size_t buflen, int timeout_ms,
-                        size_t *needed)
+                        size_t *used)
 {
     ch_message_t *taken = NULL, *last = NULL;
     size_t off = 0;
-    int n = 0, wake = 0;
-    *needed = 0;
+    int n = 0;
+    *used = 0;
+    if (buflen > 0xffffffffu)
+        buflen = 0xffffffffu; /* offsets are 32 bits */
     uv_mutex_lock(&b->mu);
     if (!wait_for(b, &b->cv_msg, &b->mq_len, timeout_ms, 1)) {
         int rc = (b->closed || b->closing) ? CH_ECLOSED : CH_ETIMEDOUT;
@@ -1162,7 +1260,7 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         uint8_t *p;
         if (off + size > buflen) {
             if (n == 0)
-                *needed = size; /* the caller's buffer is too small */
+                *used = size; /* the caller's buffer is too small */
             break;
         }
         mq_pop(b);
@@ -1174,12 +1272,18 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
             memcpy(p + 3 * CH_ID_SIZE, m->header, m->header_len);
         if (m->data_len > 0)
             memcpy(p + 3 * CH_ID_SIZE + m->header_len, m->data, m->data_len);
-        d->offset = off;
+        d->offset = (uint32_t)off;
         d->serial = m->serial;
         d->data_len = m->data_len;
         d->header_len = m->header_len;
         d->port = m->port;
-        d->ip_protocol = m->ip_protocol;
+        d->flags = m->ip_protocol;
+        if (last != NULL && last->port == m->port &&
+            last->ip_protocol == m->ip_protocol &&
+            memcmp(last->address, m->address, 16) == 0 &&
+            memcmp(last->remote_identity, m->remote_identity,
+                   CH_ID_SIZE) == 0)
+            d->flags |= CH_META_SAME_SOURCE;
         off += size;
         n++;
         /* Copied: the slot goes back to the connection right away. */
@@ -1189,17 +1293,17 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
             taken = m;
         last = m;
     }
+    if (n > 0)
+        *used = off;
     if (taken != NULL && !b->closing)
-        wake = rel_append(b, taken, last);
+        rel_append(b, taken, last);
     uv_mutex_unlock(&b->mu);
-    if (wake)
-        wake_loop(b);
     return n;
 }
 
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n)
 {
-    int i, wake;
+    int i;
     if (n <= 0)
         return;
     uv_mutex_lock(&b->mu);
@@ -1209,10 +1313,8 @@ void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n)
     }
     for (i = 0; i + 1 < n; i++)
         msgs[i]->next_ = msgs[i + 1];
-    wake = rel_append(b, msgs[0], msgs[n - 1]);
+    rel_append(b, msgs[0], msgs[n - 1]);
     uv_mutex_unlock(&b->mu);
-    if (wake)
-        wake_loop(b);
 }
 
 int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
@@ -1257,11 +1359,22 @@ void ch_bridge_close(ch_bridge_t *b)
     join = b->started;
     b->started = 0;
     b->closing = 1;
+    if (join)
+        wake_loop(b);
     uv_mutex_unlock(&b->mu);
     if (!join)
         return;
-    wake_loop(b);
     uv_thread_join(&b->thread);
+    /* The loop is done: its fds go now, the memory with ch_bridge_free
+     * (other threads may still call in and get CH_ECLOSED).  Nothing
+     * signals the fds any more: queueing stops at closing, and wake-ups
+     * happen under mu. */
+    uv_mutex_lock(&b->mu);
+    fdpair_close(&b->appfd);
+    fdpair_close(&b->wakefd);
+    uv_mutex_unlock(&b->mu);
+    if (uv_loop_close(&b->loop) == 0)
+        b->loop_closed = 1;
 }
 
 void ch_bridge_free(ch_bridge_t *b)
@@ -1277,7 +1390,8 @@ void ch_bridge_free(ch_bridge_t *b)
         c = next;
     }
     ch_node_free(b->node);
-    uv_loop_close(&b->loop);
+    if (!b->loop_closed)
+        uv_loop_close(&b->loop);
     uv_cond_destroy(&b->cv_msg);
     uv_cond_destroy(&b->cv_ev);
     uv_cond_destroy(&b->cv_wait);

@@ -12,6 +12,7 @@ import heapq
 import itertools
 import logging
 import socket
+import struct
 import threading
 import time
 import weakref
@@ -45,6 +46,8 @@ _DETAIL = 256  # bytes for an error detail from the core
 _SEND_REQUEST = lib.CH_SEND_REQUEST
 _SEND_NOCOPY = lib.CH_SEND_NOCOPY
 _NOCOPY_MIN = 64 * 1024  # send_async passes data this big to the core uncopied
+_META = struct.Struct("=6I")  # ch_msg_meta_t: offset serial data_len header_len port flags
+_SAME_SOURCE = lib.CH_META_SAME_SOURCE
 
 
 def _errname(rc: int) -> str:
@@ -92,21 +95,21 @@ class Message:
         self.port = port
         self.remote_identity = remote_identity
         self.ip_protocol = ip_protocol
-        self._core: _Core | None = None
-        self._ptr: Any = None
+        # _core and _ptr are set only for a message still in its slot
+        # (auto_release off): most messages never need them.
 
     @property
     def released(self) -> bool:
         """True once the slot was given back."""
-        return self._ptr is None
+        return getattr(self, "_ptr", None) is None
 
     def release(self) -> None:
         """Free the slot (and acknowledge, if asked); calling it again does nothing."""
-        core, ptr = self._core, self._ptr
-        if ptr is None or core is None:
+        ptr = getattr(self, "_ptr", None)
+        if ptr is None:
             return
         self._ptr = None
-        core.release_one(ptr)
+        self._core.release_one(ptr)
 
     def __enter__(self) -> Message:
         return self
@@ -135,16 +138,19 @@ class _Scratch(threading.local):
         self.ptrs = ffi.new("ch_message_t *[]", _BATCH)
         self.needed = ffi.new("size_t *")
         self.meta: Any = None  # the copy path's buffers: only receivers need them
+        self.fmeta: Any = None
         self.buf: Any = None
         self.fbuf: Any = None
 
-    def copy_buffers(self) -> tuple[Any, Any, Any]:
-        """(meta, buf, fbuf) for ch_bridge_recv_copy, made on first use."""
+    def copy_buffers(self) -> tuple[Any, Any, Any, Any]:
+        """(meta, buf, and buffer views of both) for ch_bridge_recv_copy,
+        made on first use."""
         if self.buf is None:
             self.meta = ffi.new("ch_msg_meta_t[]", _BATCH)
+            self.fmeta = ffi.buffer(self.meta)
             self.buf = _raw_alloc("char[]", _COPY_BUF)  # written before read
             self.fbuf = ffi.buffer(self.buf)
-        return self.meta, self.buf, self.fbuf
+        return self.meta, self.buf, self.fbuf, self.fmeta
 
 
 def _slice(deadline: float | None) -> int:
@@ -160,41 +166,46 @@ _FUTURE_FIELDS = frozenset(("_condition", "_state", "_result", "_exception", "_w
 # The lazy Future below relies on concurrent.futures.Future's fields; on a
 # Python whose Future has other fields it falls back to the plain one.
 _LAZY_FUTURES = set(vars(Future())) == _FUTURE_FIELDS
+_WATCH_FIELDS = frozenset(("_condition", "_waiters", "_done_callbacks"))
 
 
 class _ChirpFuture(Future):
     """A Future for a message already handed to the core.
 
     It cannot be cancelled (the message may be on the wire).  Most send
-    Futures are never waited on before they finish, so the Condition a
-    Future waits with is made only when somebody waits, asks for a
-    callback or uses concurrent.futures.wait(); until then the pump
-    finishes it with a few assignments (``_finish``)."""
+    Futures are never waited on before they finish, so the Condition,
+    waiter and callback lists a Future waits with are made only when
+    somebody waits, asks for a callback or uses concurrent.futures.wait()
+    (``_watched``); until then the pump finishes it with an assignment or
+    three (``_finish``), and making one costs little more than an object."""
+
+    _state = _PENDING
+    _result: Any = None
+    _exception: BaseException | None = None
+    _watched = False  # the Condition and lists exist: notify on finishing
+    _request = False  # a request: finished by its reply, not its send
 
     def __init__(self) -> None:
         if not _LAZY_FUTURES:
             super().__init__()
-            return
-        self._state = _PENDING
-        self._result = None
-        self._exception: BaseException | None = None
-        self._waiters: list = []
-        self._done_callbacks: list = []
+            self._watched = True
 
     def __getattr__(self, name: str) -> Any:
-        if name != "_condition":
+        if name not in _WATCH_FIELDS:
             raise AttributeError(name)
         with _FUTURE_LOCK:
-            cond = self.__dict__.get("_condition")
-            if cond is None:
-                cond = self.__dict__["_condition"] = threading.Condition()
-        return cond
+            if not self._watched:
+                self._condition = threading.Condition()
+                self._waiters: list = []
+                self._done_callbacks: list = []
+                self._watched = True
+        return self.__dict__[name]
 
     def _finish(self, result: Any, exc: BaseException | None) -> None:
-        """Set the outcome (the pump, or a failing call): without the
-        Condition when nobody made one, else the usual way."""
+        """Set the outcome (the pump, or a failing call): by assignment
+        when nobody watches, else the usual way (notifying waiters)."""
         with _FUTURE_LOCK:
-            if "_condition" not in self.__dict__:
+            if not self._watched:
                 if self._state == _PENDING:
                     self._result = result
                     self._exception = exc
@@ -271,7 +282,10 @@ class _Core:
         rc = lib.ch_bridge_open(c, out, err, _DETAIL)
         if rc != 0:
             _raise(rc, ffi.string(err).decode(errors="replace"))
-        self.b = out[0]
+        # Freed when the last holder lets go, not by close(): a call that
+        # races with close() meets a closed bridge (CH_ECLOSED), never a
+        # freed one, without a lock around every call.
+        self.b = ffi.gc(out[0], lib.ch_bridge_free)
         self.port: int = lib.ch_bridge_port(self.b)
         ident = ffi.new("uint8_t[16]")
         lib.ch_bridge_identity(self.b, ident)
@@ -279,12 +293,9 @@ class _Core:
         self.auto_release = cfg.auto_release
         self.small = min(cfg.max_msg_size, 0xFFFF)  # no size check needed up to here
         self.lock = threading.Lock()
-        self.idle = threading.Condition(self.lock)
-        self.active = 0  # threads inside a blocking C call
         self.closing = False
-        self.freed = False
         self.tokens = itertools.count(1)
-        self.pending: dict[int, tuple[_ChirpFuture, bool]] = {}
+        self.pending: dict[int, _ChirpFuture] = {}
         self.keep: dict[int, bytes] = {}  # token -> data the core reads uncopied
         self.deadlines: list[tuple[float, int]] = []
         self.inbox: deque[Message] = deque()
@@ -296,20 +307,6 @@ class _Core:
             target=self._pump, name=f"chirp-pump-{self.port}", daemon=True
         )
         self.pump_thread.start()
-
-    # -- guarding the native handle ---------------------------------------
-
-    def _enter(self) -> None:
-        with self.lock:
-            if self.closing:
-                raise ClosedError("node is closed")
-            self.active += 1
-
-    def _leave(self) -> None:
-        with self.lock:
-            self.active -= 1
-            if self.active == 0:
-                self.idle.notify_all()
 
     # -- addresses --------------------------------------------------------
 
@@ -381,20 +378,16 @@ class _Core:
         data, header = self._check(data, header)
         flags, ident = self._identity(identity)
         pending, detail = self.local.pending, self.local.detail
-        self._enter()
+        rc = lib.ch_bridge_send_wait(
+            self.b, 0, proto, abuf, port, header, len(header), data, len(data),
+            ident, flags, _SLICE_MS, pending, detail, _DETAIL,
+        )  # fmt: skip
         try:
-            rc = lib.ch_bridge_send_wait(
-                self.b, 0, proto, abuf, port, header, len(header), data, len(data),
-                ident, flags, _SLICE_MS, pending, detail, _DETAIL,
-            )  # fmt: skip
-            try:
-                while rc == lib.CH_EAGAIN:  # a slice at a time, so Ctrl-C works
-                    rc = lib.ch_bridge_wait(self.b, pending, _SLICE_MS, detail, _DETAIL)
-            except BaseException:
-                self._abandon(pending)
-                raise
-        finally:
-            self._leave()
+            while rc == lib.CH_EAGAIN:  # a slice at a time, so Ctrl-C works
+                rc = lib.ch_bridge_wait(self.b, pending, _SLICE_MS, detail, _DETAIL)
+        except BaseException:
+            self._abandon(pending)
+            raise
         if rc != 0:
             _raise(rc, ffi.string(detail).decode(errors="replace"))
 
@@ -405,27 +398,23 @@ class _Core:
         local = self.local
         pending, reply, detail = local.pending, local.reply, local.detail
         deadline = time.monotonic() + timeout
-        self._enter()
+        rc = lib.ch_bridge_request_wait(
+            self.b, proto, abuf, port, header, len(header), data, len(data),
+            _slice(deadline), pending, reply, detail, _DETAIL,
+        )  # fmt: skip
         try:
-            rc = lib.ch_bridge_request_wait(
-                self.b, proto, abuf, port, header, len(header), data, len(data),
-                _slice(deadline), pending, reply, detail, _DETAIL,
-            )  # fmt: skip
-            try:
-                while rc == lib.CH_EAGAIN:
-                    if time.monotonic() >= deadline:
-                        raise ChirpTimeoutError(f"no reply within {timeout} s")
-                    rc = lib.ch_bridge_wait_reply(
-                        self.b, pending, _slice(deadline), reply, detail, _DETAIL
-                    )
-            except BaseException:
-                self._abandon(pending)
-                raise
-            if rc == 0:
-                msg = self.make_message(reply[0])
-                lib.ch_bridge_release(self.b, reply, 1)
-        finally:
-            self._leave()
+            while rc == lib.CH_EAGAIN:
+                if time.monotonic() >= deadline:
+                    raise ChirpTimeoutError(f"no reply within {timeout} s")
+                rc = lib.ch_bridge_wait_reply(
+                    self.b, pending, _slice(deadline), reply, detail, _DETAIL
+                )
+        except BaseException:
+            self._abandon(pending)
+            raise
+        if rc == 0:
+            msg = self.make_message(reply[0])
+            lib.ch_bridge_release(self.b, reply, 1)
         if rc != 0:
             _raise(rc, ffi.string(detail).decode(errors="replace"))
         return msg
@@ -459,33 +448,27 @@ class _Core:
             flags |= _SEND_NOCOPY
         fut = _ChirpFuture()
         token = next(self.tokens)
-        with self.lock:
-            if self.closing:
-                raise ClosedError("node is closed")
-            self.pending[token] = (fut, request)
-            if nocopy:
-                # The core writes straight from the bytes object: kept
-                # alive until the send's own completion event.
-                self.keep[token] = data
-            if request and timeout is not None:
-                heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
-            rc = lib.ch_bridge_send(
-                self.b, token, proto, abuf, port, header, len(header), data, len(data),
-                ident, flags,
-            )  # fmt: skip
-            if rc != 0:
-                del self.pending[token]
-                self.keep.pop(token, None)
+        # Registered before the core can finish it (the pump looks it up);
+        # no lock: dict operations are atomic, and a node closed meanwhile
+        # refuses the send (CH_ECLOSED).
+        self.pending[token] = fut
+        if request:
+            fut._request = True
+            if timeout is not None:
+                with self.lock:
+                    heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
+        if nocopy:
+            # The core writes straight from the bytes object: kept alive
+            # until the send's own completion event.
+            self.keep[token] = data
+        rc = lib.ch_bridge_send(
+            self.b, token, proto, abuf, port, header, len(header), data, len(data),
+            ident, flags,
+        )  # fmt: skip
         if rc != 0:
+            self.pending.pop(token, None)
+            self.keep.pop(token, None)
             _raise(rc)
-        return fut
-
-    def _register(self, token: int, request: bool) -> Future:
-        """A Future for token, waited on by the pump; under self.lock."""
-        if self.closing:
-            raise ClosedError("node is closed")
-        fut = _ChirpFuture()
-        self.pending[token] = (fut, request)
         return fut
 
     def send_batch(self, addr: Address, items: Any, header: Buffer) -> Future:
@@ -509,18 +492,16 @@ class _Core:
         clens = ffi.new("size_t[]", lens)
         nocopy = len(joined) >= _NOCOPY_MIN  # kept alive in self.keep, as in send()
         token = next(self.tokens)
-        with self.lock:
-            fut = self._register(token, False)
-            if nocopy:
-                self.keep[token] = joined
-            rc = lib.ch_bridge_send_many(
-                self.b, token, proto, abuf, port, header, len(header), joined, clens, len(lens),
-                _SEND_NOCOPY if nocopy else 0,
-            )  # fmt: skip
-            if rc != 0:
-                del self.pending[token]
-                self.keep.pop(token, None)
+        fut = self.pending[token] = _ChirpFuture()
+        if nocopy:
+            self.keep[token] = joined
+        rc = lib.ch_bridge_send_many(
+            self.b, token, proto, abuf, port, header, len(header), joined, clens, len(lens),
+            _SEND_NOCOPY if nocopy else 0,
+        )  # fmt: skip
         if rc != 0:
+            self.pending.pop(token, None)
+            self.keep.pop(token, None)
             _raise(rc)
         return fut
 
@@ -538,8 +519,6 @@ class _Core:
                 break
             if n > 0 and self._dispatch(events, n):
                 break
-            if self.freed:  # closed from this very thread (a finalizer ran here)
-                break
             if self.deadlines:
                 self._expire()
 
@@ -556,9 +535,9 @@ class _Core:
                 msg = self.make_message(ev.msg)
                 self.pump_one[0] = ev.msg
                 lib.ch_bridge_release(self.b, self.pump_one, 1)
-                entry = pending.pop(token, None)
-                if entry is not None:
-                    entry[0]._finish(msg, None)
+                fut = pending.pop(token, None)
+                if fut is not None:
+                    fut._finish(msg, None)
                 continue
             status = ev.status
             if status == 0:  # tokens token .. token + count - 1 succeeded
@@ -566,10 +545,10 @@ class _Core:
                 continue
             if self.keep:
                 self.keep.pop(token, None)
-            entry = pending.pop(token, None)
-            if entry is not None:
+            fut = pending.pop(token, None)
+            if fut is not None:
                 detail = ffi.string(ev.detail).decode(errors="replace")
-                entry[0]._finish(None, error_for(_errname(status), detail))
+                fut._finish(None, error_for(_errname(status), detail))
         return closed
 
     def _succeed(self, first: int, count: int) -> None:
@@ -580,14 +559,15 @@ class _Core:
             for t in range(first, first + count):
                 self.keep.pop(t, None)
         slow = []
+        pop = pending.pop
         with _FUTURE_LOCK:
             for t in range(first, first + count):
-                entry = pending.get(t)
-                if entry is None or entry[1]:
+                fut = pop(t, None)
+                if fut is None:
                     continue
-                del pending[t]
-                fut = entry[0]
-                if "_condition" in fut.__dict__:
+                if fut._request:
+                    pending[t] = fut  # finished by its reply
+                elif fut._watched:
                     slow.append(fut)  # somebody waits: notify them
                 elif fut._state == _PENDING:
                     fut._state = _FINISHED  # _result and _exception are None
@@ -596,14 +576,16 @@ class _Core:
 
     def _expire(self) -> None:
         now = time.monotonic()
-        while self.deadlines and self.deadlines[0][0] <= now:
-            _, token = heapq.heappop(self.deadlines)
-            entry = self.pending.get(token)
-            if entry is None:
+        while True:
+            with self.lock:  # senders push meanwhile
+                if not self.deadlines or self.deadlines[0][0] > now:
+                    return
+                _, token = heapq.heappop(self.deadlines)
+            fut = self.pending.pop(token, None)
+            if fut is None:
                 continue
             lib.ch_bridge_cancel(self.b, token)
-            self.pending.pop(token, None)
-            entry[0]._finish(None, ChirpTimeoutError("no reply within the request timeout"))
+            fut._finish(None, ChirpTimeoutError("no reply within the request timeout"))
 
     # -- receiving --------------------------------------------------------
 
@@ -636,11 +618,9 @@ class _Core:
         ClosedError, or ChirpTimeoutError at the deadline.  -1: another
         thread left messages in the inbox."""
         while True:
-            self._enter()
-            try:
-                n = call(_slice(deadline))
-            finally:
-                self._leave()
+            if self.closing:
+                raise ClosedError("node is closed")
+            n = call(_slice(deadline))
             if n >= 0:
                 return n
             if n == lib.CH_ECLOSED:
@@ -705,11 +685,11 @@ class _Core:
         builds the messages.  None: the next message is too big for the
         buffer; take it through the pointer path."""
         local = self.local
-        meta, buf, fb = local.copy_buffers()
-        needed = local.needed
+        meta, buf, fb, fmeta = local.copy_buffers()
+        used = local.needed
         n = self._take(
             lambda wait: lib.ch_bridge_recv_copy(
-                self.b, meta, self._take_max(max_count), buf, _COPY_BUF, wait, needed
+                self.b, meta, self._take_max(max_count), buf, _COPY_BUF, wait, used
             ),
             deadline,
             timeout,
@@ -718,24 +698,29 @@ class _Core:
             return None
         if n < 0:  # another thread left messages for us
             return self.recv_many(max_count, 0)
+        end = used[0]
+        # Small messages: one copy of the batch, then cheap bytes slices;
+        # big ones are sliced from the C buffer (no second copy of them).
+        raw = fb[0:end] if end <= n * 4096 else fb
         address = self._address
         msgs = []
-        for i in range(n):
-            m = meta[i]
-            off = m.offset
-            hl = m.header_len
-            dl = m.data_len
+        append = msgs.append
+        addr = rid = None
+        for off, serial, dl, hl, port, flags in _META.iter_unpack(fmeta[0 : n * _META.size]):
+            proto = flags & 0xFF
+            if not flags & _SAME_SOURCE:
+                rid = raw[off + 16 : off + 32]
+                addr = address(proto, raw[off + 32 : off + (48 if proto == 6 else 36)])
             body = off + 48
-            proto = m.ip_protocol
-            msgs.append(
+            append(
                 Message(
-                    fb[body + hl : body + hl + dl] if dl else b"",
-                    fb[body : body + hl] if hl else b"",
-                    fb[off : off + 16],
-                    m.serial,
-                    address(proto, fb[off + 32 : off + (48 if proto == 6 else 36)]),
-                    m.port,
-                    fb[off + 16 : off + 32],
+                    raw[body + hl : body + hl + dl] if dl else b"",
+                    raw[body : body + hl] if hl else b"",
+                    raw[off : off + 16],
+                    serial,
+                    addr,
+                    port,
+                    rid,
                     proto,
                 )
             )
@@ -745,9 +730,7 @@ class _Core:
         return msgs
 
     def release_ptrs(self, arr: Any, n: int) -> None:
-        with self.lock:
-            if not self.freed:
-                lib.ch_bridge_release(self.b, arr, n)
+        lib.ch_bridge_release(self.b, arr, n)  # does nothing once closed
 
     def release_one(self, ptr: Any) -> None:
         one = self.local.one
@@ -761,17 +744,11 @@ class _Core:
             if self.closing:
                 return
             self.closing = True
-        lib.ch_bridge_close(self.b)  # joins the loop thread
+        lib.ch_bridge_close(self.b)  # joins the loop thread; freed with self.b
         if threading.current_thread() is not self.pump_thread:
             self.pump_thread.join()
-        with self.lock:
-            while self.active:
-                self.idle.wait()
-            self.freed = True
-            lib.ch_bridge_free(self.b)
-            self.b = ffi.NULL
         self.keep.clear()  # the loop thread is gone: nothing reads them
-        for fut, _ in list(self.pending.values()):
+        for fut in list(self.pending.values()):
             fut._finish(None, ClosedError("node closed before the reply arrived"))
         self.pending.clear()
 
@@ -924,8 +901,11 @@ class Node:
         with core.lock:
             if core.closing:
                 raise ClosedError("node is closed")
+            fd = lib.ch_bridge_fd(core.b)
+            if fd < 0:
+                raise OSError("chirp: cannot make the notification fd")
             core.fd_used = True
-            return lib.ch_bridge_fd(core.b)
+            return fd
 
     # -- lifecycle -------------------------------------------------------------
 
