@@ -157,6 +157,9 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
                         size_t *used);
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
 int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms);
+/* Somebody waits on a completion: for a few milliseconds ch_bridge_poll
+ * hands out events at once instead of letting them gather. */
+void ch_bridge_hurry(ch_bridge_t *b);
 int ch_bridge_fd(ch_bridge_t *b);
 void ch_bridge_close(ch_bridge_t *b);
 void ch_bridge_free(ch_bridge_t *b);

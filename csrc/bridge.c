@@ -119,9 +119,13 @@ static void fdpair_close(ch_fdpair_t *p)
 
 /* ch_bridge_poll, called again within CH_EV_GATHER_NS of its last
  * return, lets successful completions gather for the rest of that time or
- * until there are CH_EV_BATCH of them (anything else ends the wait). */
-#define CH_EV_BATCH 128
-#define CH_EV_GATHER_NS 100000u
+ * until there are CH_EV_BATCH of them (anything else ends the wait): in a
+ * stream the pump thread then wakes about once a millisecond.  For
+ * CH_EV_HURRY_NS after ch_bridge_hurry (somebody waits on a Future) it
+ * does not gather. */
+#define CH_EV_BATCH 2048
+#define CH_EV_GATHER_NS 1000000u
+#define CH_EV_HURRY_NS 5000000u
 
 typedef struct ch_pending_req {
     uint8_t identity[CH_ID_SIZE];
@@ -162,6 +166,7 @@ struct ch_bridge {
     int ev_urgent;    /* the ring holds more than successful completions */
     int gathering;    /* ch_bridge_poll waits for a batch */
     uint64_t last_poll; /* when ch_bridge_poll last returned events */
+    uint64_t hurry_until; /* ch_bridge_poll does not gather until then */
     ch_pending_req_t *reqs;
     /* identities of requests given up on: a late reply is dropped, not
      * handed to recv() (a small ring: the most recent ones) */
@@ -1327,7 +1332,7 @@ int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
         uint64_t end = b->last_poll + CH_EV_GATHER_NS, now;
         b->gathering = 1;
         while (b->eq_done < CH_EV_BATCH && !b->ev_urgent && !b->closed &&
-               (now = uv_hrtime()) < end)
+               (now = uv_hrtime()) < end && now >= b->hurry_until)
             uv_cond_timedwait(&b->cv_ev, &b->mu, end - now);
         b->gathering = 0;
     }
@@ -1350,6 +1355,15 @@ int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
     b->last_poll = uv_hrtime();
     uv_mutex_unlock(&b->mu);
     return n;
+}
+
+void ch_bridge_hurry(ch_bridge_t *b)
+{
+    uv_mutex_lock(&b->mu);
+    b->hurry_until = uv_hrtime() + CH_EV_HURRY_NS;
+    if (b->gathering)
+        uv_cond_signal(&b->cv_ev);
+    uv_mutex_unlock(&b->mu);
 }
 
 void ch_bridge_close(ch_bridge_t *b)

@@ -291,6 +291,9 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
 /* Wait for completion events; same returns as ch_bridge_recv. */
 int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms);
+/* Somebody waits on a completion: for a few milliseconds ch_bridge_poll
+ * hands out events at once instead of letting them gather. */
+void ch_bridge_hurry(ch_bridge_t *b);
 /* A file descriptor that is readable while received messages wait (and
  * once the node closed); made on the first call, -1 if that failed.  It
  * stays open until ch_bridge_free. */

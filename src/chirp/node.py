@@ -184,6 +184,7 @@ class _ChirpFuture(Future):
     _exception: BaseException | None = None
     _watched = False  # the Condition and lists exist: notify on finishing
     _request = False  # a request: finished by its reply, not its send
+    _core: _Core | None = None  # whose pump finishes it
 
     def __init__(self) -> None:
         if not _LAZY_FUTURES:
@@ -199,6 +200,9 @@ class _ChirpFuture(Future):
                 self._waiters: list = []
                 self._done_callbacks: list = []
                 self._watched = True
+        core = self._core
+        if core is not None and self._state == _PENDING:
+            lib.ch_bridge_hurry(core.b)  # the pump delivers at once for a while
         return self.__dict__[name]
 
     def _finish(self, result: Any, exc: BaseException | None) -> None:
@@ -447,6 +451,7 @@ class _Core:
         if nocopy:
             flags |= _SEND_NOCOPY
         fut = _ChirpFuture()
+        fut._core = self
         token = next(self.tokens)
         # Registered before the core can finish it (the pump looks it up);
         # no lock: dict operations are atomic, and a node closed meanwhile
@@ -493,6 +498,7 @@ class _Core:
         nocopy = len(joined) >= _NOCOPY_MIN  # kept alive in self.keep, as in send()
         token = next(self.tokens)
         fut = self.pending[token] = _ChirpFuture()
+        fut._core = self
         if nocopy:
             self.keep[token] = joined
         rc = lib.ch_bridge_send_many(
