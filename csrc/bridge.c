@@ -53,9 +53,18 @@ typedef struct ch_bcmd {
     int bstatus;
     char *bdetail;
     ch_send_t *sends;
+    int pooled; /* CH_CMD_SIZE bytes: may be used again (see cmd_recycle) */
     ch_send_t send;
     /* header and data follow (a batch: the sends, detail, header, data) */
 } ch_bcmd_t;
+
+/* Queued sends of small messages (header and data up to CH_CMD_PAYLOAD
+ * bytes) use commands of one size that the loop thread hands back for
+ * reuse, CH_CMD_POOL at most: no malloc and no cross-thread free per
+ * message in a stream. */
+#define CH_CMD_PAYLOAD 256
+#define CH_CMD_SIZE (sizeof(ch_bcmd_t) + CH_CMD_PAYLOAD)
+#define CH_CMD_POOL 256
 
 /* An fd that other threads or loops can wait on: an eventfd, or a pipe
  * where there is none.  Both ends are non-blocking. */
@@ -180,6 +189,12 @@ struct ch_bridge {
     uint64_t spin_ns; /* see the top of the file; 0: sleep at once */
     unsigned long activity; /* loop thread: counts traffic, for spinning */
     int awake;        /* the loop thread spins and drains the queues */
+    ch_bcmd_t *pool;   /* commands to reuse (under mu) */
+    int npool;
+    ch_bcmd_t *lfree;  /* loop thread: commands done, for the pool */
+    ch_bcmd_t *lfree_tail;
+    int nlfree;
+    int npool_seen;    /* loop thread: npool at the last flush */
     uint64_t st_token; /* loop thread: successful sends st_token .. */
     uint64_t st_count; /* .. + st_count - 1 not yet in the ring */
     int running;      /* the loop thread is busy and passes on_prepare (which
@@ -465,11 +480,26 @@ static void on_message(ch_node_t *node, ch_message_t *msg)
     uv_mutex_unlock(&b->mu);
 }
 
+/* Hand the commands the loop thread kept (cmd_recycle) to the pool;
+ * under mu. */
+static void pool_gather(ch_bridge_t *b)
+{
+    if (b->lfree != NULL) {
+        b->lfree_tail->next = b->pool;
+        b->pool = b->lfree;
+        b->npool += b->nlfree;
+        b->lfree = b->lfree_tail = NULL;
+        b->nlfree = 0;
+    }
+    b->npool_seen = b->npool;
+}
+
 /* Wake waiting threads once per loop iteration, not once per message:
  * they then find a whole batch (everything one read delivered); under mu. */
 static void flush_signals(ch_bridge_t *b)
 {
     eq_flush_staged(b);
+    pool_gather(b);
     if (b->sig_msg) {
         fd_signal(b);
         if (b->mq_len > 1)
@@ -484,6 +514,21 @@ static void flush_signals(ch_bridge_t *b)
         b->sig_ev = 0;
     }
     b->sig_msg = 0;
+}
+
+/* A command is done (loop thread, mu not held): a pooled one is kept for
+ * the pool (flush_signals hands it over), unless the pool is full. */
+static void cmd_recycle(ch_bridge_t *b, ch_bcmd_t *cmd)
+{
+    if (!cmd->pooled || b->npool_seen + b->nlfree >= CH_CMD_POOL) {
+        ch_free(cmd);
+        return;
+    }
+    cmd->next = b->lfree;
+    if (b->lfree == NULL)
+        b->lfree_tail = cmd;
+    b->lfree = cmd;
+    b->nlfree++;
 }
 
 static void on_send_done(ch_send_t *s, int status, const char *detail)
@@ -510,7 +555,7 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
             b->st_count = 1;
         }
         b->sig_ev = 1;
-        ch_free(cmd);
+        cmd_recycle(b, cmd);
         return;
     }
     uv_mutex_lock(&b->mu);
@@ -536,7 +581,7 @@ static void on_send_done(ch_send_t *s, int status, const char *detail)
     free_it = cmd_unref(cmd);
     uv_mutex_unlock(&b->mu);
     if (free_it)
-        ch_free(cmd);
+        cmd_recycle(b, cmd);
 }
 
 static void on_batch_done(ch_send_t *s, int status, const char *detail)
@@ -885,24 +930,14 @@ int ch_bridge_fd(ch_bridge_t *b)
 /* Copy a message into a command and queue it for the loop thread.  With
  * waited set, the result is kept in the command for the calling thread
  * instead of becoming an event. */
-static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
-                  const uint8_t *address, uint16_t port, const char *header,
-                  size_t header_len, const char *data, size_t data_len,
-                  const uint8_t *identity, int flags, int waited,
-                  ch_bcmd_t **out)
+/* Fill a command for one send (header and data copied unless nocopy). */
+static void cmd_fill(ch_bcmd_t *cmd, ch_bridge_t *b, uint64_t token,
+                     uint8_t ip_protocol, const uint8_t *address,
+                     uint16_t port, const char *header, size_t header_len,
+                     const char *data, size_t data_len, int flags, int waited)
 {
-    ch_bcmd_t *cmd;
-    uint8_t *p;
-    int rc = CH_OK;
-    size_t extra = waited ? CH_DETAIL_SIZE : 0;
     int nocopy = (flags & CH_SEND_NOCOPY) != 0;
-    if (header_len > 0xffff || data_len > 0xffffffffu ||
-        (ip_protocol != 4 && ip_protocol != 6) || (nocopy && waited))
-        return CH_EINVAL;
-    cmd = ch_malloc(sizeof(*cmd) + header_len + (nocopy ? 0 : data_len) +
-                    extra);
-    if (cmd == NULL)
-        return CH_ENOMEM;
+    uint8_t *p = (uint8_t *)(cmd + 1);
     ch_send_init(&cmd->send);
     cmd->next = NULL;
     cmd->bridge = b;
@@ -914,7 +949,6 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd->reply = NULL;
     cmd->nsends = 0;
     cmd->sends = NULL;
-    p = (uint8_t *)(cmd + 1);
     cmd->wdetail = waited ? (char *)p + header_len + data_len : NULL;
     if (header_len > 0)
         memcpy(p, header, header_len);
@@ -929,12 +963,54 @@ static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd->send.port = port;
     cmd->send.cb = on_send_done;
     cmd->send.user_data = cmd;
-    uv_mutex_lock(&b->mu);
-    if (b->closing) {
-        uv_mutex_unlock(&b->mu);
-        ch_free(cmd);
-        return CH_ECLOSED;
+}
+
+static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                  const uint8_t *address, uint16_t port, const char *header,
+                  size_t header_len, const char *data, size_t data_len,
+                  const uint8_t *identity, int flags, int waited,
+                  ch_bcmd_t **out)
+{
+    ch_bcmd_t *cmd;
+    int rc = CH_OK;
+    int nocopy = (flags & CH_SEND_NOCOPY) != 0;
+    size_t payload = header_len + (nocopy ? 0 : data_len);
+    int pooled = !waited && payload <= CH_CMD_PAYLOAD;
+    if (header_len > 0xffff || data_len > 0xffffffffu ||
+        (ip_protocol != 4 && ip_protocol != 6) || (nocopy && waited))
+        return CH_EINVAL;
+    if (pooled) {
+        /* Small: taken from the pool and filled under the lock (a short
+         * copy), one lock for the whole call. */
+        uv_mutex_lock(&b->mu);
+        if (b->closing) {
+            uv_mutex_unlock(&b->mu);
+            return CH_ECLOSED;
+        }
+        if ((cmd = b->pool) != NULL) {
+            b->pool = cmd->next;
+            b->npool--;
+        } else if ((cmd = ch_malloc(CH_CMD_SIZE)) == NULL) {
+            uv_mutex_unlock(&b->mu);
+            return CH_ENOMEM;
+        }
+        cmd_fill(cmd, b, token, ip_protocol, address, port, header,
+                 header_len, data, data_len, flags, 0);
+    } else {
+        cmd = ch_malloc(sizeof(*cmd) + payload +
+                        (waited ? CH_DETAIL_SIZE : 0));
+        if (cmd == NULL)
+            return CH_ENOMEM;
+        cmd_fill(cmd, b, token, ip_protocol, address, port, header,
+                 header_len, data, data_len, flags, waited);
+        uv_mutex_lock(&b->mu);
+        if (b->closing) {
+            uv_mutex_unlock(&b->mu);
+            ch_free(cmd);
+            return CH_ECLOSED;
+        }
     }
+    cmd->pooled = pooled;
     if (identity != NULL && (flags & CH_SEND_IDENTITY)) {
         ch_send_set_identity(&cmd->send, identity);
     } else {
@@ -1397,8 +1473,14 @@ void ch_bridge_free(ch_bridge_t *b)
     if (b == NULL)
         return;
     ch_bridge_close(b);
-    /* Commands that raced with close never reached the node. */
+    /* Commands that raced with close never reached the node; the pool. */
     for (c = b->cmd_head; c != NULL;) {
+        ch_bcmd_t *next = c->next;
+        ch_free(c);
+        c = next;
+    }
+    pool_gather(b); /* the loop thread is gone: its spares too */
+    for (c = b->pool; c != NULL;) {
         ch_bcmd_t *next = c->next;
         ch_free(c);
         c = next;

@@ -203,7 +203,7 @@ def test_plain_future_fallback_works(pair, monkeypatch):
     plain Future (Condition made at once): everything still works."""
     import chirp.node
 
-    monkeypatch.setattr(chirp.node, "_LAZY_FUTURES", False)
+    monkeypatch.setattr(chirp.node, "_new_future", chirp.node._PlainChirpFuture)
     a, b = pair
     futs = [a.send_async(addr(b), b"f%d" % i) for i in range(500)]
     assert all("_condition" in vars(f) for f in futs)

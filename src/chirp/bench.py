@@ -202,6 +202,9 @@ def _chirp_batch_wait(handle, n: int, timeout: float) -> tuple[int, int, list]:
 
 
 def _w_chirp_recv(spec: dict) -> dict:
+    """Stream receiver; the plain loop mirrors _w_zmq_pull's (one blocking
+    call per message with a fixed 1 s timeout), the batch loop takes up to
+    spec["batch"] messages per call."""
     import chirp
 
     dl = _Deadline(spec["deadline"])
@@ -211,12 +214,22 @@ def _w_chirp_recv(spec: dict) -> dict:
     t_first = t_last = 0.0
     with _chirp_node(spec) as node:
         _emit(f"READY {node.port}")
-        while received < expect and not dl.over():
+        if not batch:
+            recv = node.recv
+            while received < expect and not dl.over():
+                try:
+                    msg = recv(timeout=1.0)
+                except chirp.ChirpTimeoutError:
+                    continue
+                t = _now()
+                if not received:
+                    t_first, first = t, 1
+                t_last = t
+                received += 1
+                nbytes += len(msg.data)
+        while batch and received < expect and not dl.over():
             try:
-                if batch:
-                    msgs = node.recv_many(batch, timeout=dl.left())
-                else:
-                    msgs = (node.recv(timeout=dl.left()),)
+                msgs = node.recv_many(batch, timeout=1.0)
             except chirp.ChirpTimeoutError:
                 continue
             t = _now()
