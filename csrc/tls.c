@@ -92,6 +92,12 @@ int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                        NULL);
+    /* TLS 1.3: AES-128-GCM first (the fastest here with AES-NI; the
+     * other two stay allowed for peers that prefer them). */
+    if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
+                                      "TLS_AES_256_GCM_SHA384:"
+                                      "TLS_CHACHA20_POLY1305_SHA256") != 1)
+        CTX_FAIL("cannot set the TLS 1.3 cipher suites");
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     *out = ctx;
