@@ -1063,6 +1063,14 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                   data, data_len, identity, flags, 0, NULL);
 }
 
+int ch_bridge_post(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
+                   const char *data, size_t data_len, const char *header,
+                   size_t header_len)
+{
+    return submit(b, token, dest->ip_protocol, dest->address, dest->port,
+                  header, header_len, data, data_len, NULL, 0, 0, NULL);
+}
+
 static int wait_done(ch_bridge_t *b, void **pending, int timeout_ms,
                      ch_message_t **reply, char *detail, size_t detail_len)
 {
@@ -1322,9 +1330,9 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
                         char *buf, size_t buflen, int timeout_ms,
                         size_t *used)
 {
-    ch_message_t *taken = NULL, *last = NULL;
+    ch_message_t *taken = NULL, *last = NULL, *m;
     size_t off = 0;
-    int n = 0;
+    int n = 0, i;
     *used = 0;
     if (buflen > 0xffffffffu)
         buflen = 0xffffffffu; /* offsets are 32 bits */
@@ -1334,18 +1342,33 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         uv_mutex_unlock(&b->mu);
         return rc;
     }
+    /* Take what fits; copy it without the lock (the loop thread queues
+     * new messages meanwhile), then hand the slots back. */
     while (n < max && b->mq_head != NULL) {
-        ch_message_t *m = b->mq_head;
-        size_t size = 3 * CH_ID_SIZE + (size_t)m->header_len + m->data_len;
-        ch_msg_meta_t *d = &meta[n];
-        uint8_t *p;
+        size_t size;
+        m = b->mq_head;
+        size = 3 * CH_ID_SIZE + (size_t)m->header_len + m->data_len;
         if (off + size > buflen) {
             if (n == 0)
                 *used = size; /* the caller's buffer is too small */
             break;
         }
         mq_pop(b);
-        p = (uint8_t *)buf + off;
+        if (last != NULL)
+            last->next_ = m;
+        else
+            taken = m;
+        last = m;
+        off += size;
+        n++;
+    }
+    uv_mutex_unlock(&b->mu);
+    if (n == 0)
+        return 0;
+    off = 0;
+    for (i = 0, m = taken; i < n; i++, m = m->next_) {
+        ch_msg_meta_t *d = &meta[i];
+        uint8_t *p = (uint8_t *)buf + off;
         memcpy(p, m->identity, CH_ID_SIZE);
         memcpy(p + CH_ID_SIZE, m->remote_identity, CH_ID_SIZE);
         memcpy(p + 2 * CH_ID_SIZE, m->address, 16);
@@ -1359,24 +1382,18 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         d->header_len = m->header_len;
         d->port = m->port;
         d->flags = m->ip_protocol;
-        if (last != NULL && last->port == m->port &&
+        if (i > 0 && last->port == m->port &&
             last->ip_protocol == m->ip_protocol &&
             memcmp(last->address, m->address, 16) == 0 &&
             memcmp(last->remote_identity, m->remote_identity,
                    CH_ID_SIZE) == 0)
             d->flags |= CH_META_SAME_SOURCE;
-        off += size;
-        n++;
-        /* Copied: the slot goes back to the connection right away. */
-        if (last != NULL)
-            last->next_ = m;
-        else
-            taken = m;
+        off += 3 * CH_ID_SIZE + (size_t)m->header_len + m->data_len;
         last = m;
     }
-    if (n > 0)
-        *used = off;
-    if (taken != NULL && !b->closing)
+    *used = off;
+    uv_mutex_lock(&b->mu);
+    if (!b->closing)
         rel_append(b, taken, last);
     uv_mutex_unlock(&b->mu);
     return n;

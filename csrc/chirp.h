@@ -219,6 +219,17 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                    const uint8_t *address, uint16_t port, const char *header,
                    size_t header_len, const char *data, size_t data_len,
                    const uint8_t *identity, int flags);
+/* A destination for ch_bridge_post, filled once per remote by the caller. */
+typedef struct ch_dest {
+    uint8_t ip_protocol;
+    uint8_t address[16];
+    uint16_t port;
+} ch_dest_t;
+/* ch_bridge_send for the common case (no identity, no flags), with fewer
+ * arguments: each costs in a binding like cffi. */
+int ch_bridge_post(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
+                   const char *data, size_t data_len, const char *header,
+                   size_t header_len);
 /* Like ch_bridge_send, but the calling thread waits for the result
  * (returned: CH_OK or the error, detail filled) instead of an event.  If
  * it is still pending after timeout_ms (-1: no limit), CH_EAGAIN is

@@ -44,7 +44,7 @@ _COPY_BUF = 256 * 1024  # per receiving thread; bigger messages skip the copy pa
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
 _DETAIL = 256  # bytes for an error detail from the core
 _SEND_REQUEST = lib.CH_SEND_REQUEST
-_bridge_send = lib.ch_bridge_send
+_bridge_post = lib.ch_bridge_post
 _SEND_NOCOPY = lib.CH_SEND_NOCOPY
 _NOCOPY_MIN = 64 * 1024  # send_async passes data this big to the core uncopied
 _META = struct.Struct("=6I")  # ch_msg_meta_t: offset serial data_len header_len port flags
@@ -316,6 +316,7 @@ class _Core:
         self.fd_used = False  # see _take_max
         self.local = _Scratch()
         self.addr_cache: dict[tuple[str, int], tuple[int, Any, int]] = {}
+        self.dests: dict[tuple[str, int], Any] = {}  # the same, as ch_dest_t
         self.names: dict[bytes, str] = {}  # raw address -> text
         self.pump_thread = threading.Thread(
             target=self._pump, name=f"chirp-pump-{self.port}", daemon=True
@@ -350,9 +351,15 @@ class _Core:
             if lib.ch_parse_address(ip.encode(), proto, buf) != 0:
                 raise ChirpConnectionError(f"cannot use address {ip!r} of {host!r}")
         result = (int(proto[0]), buf, port)
+        dest = ffi.new("ch_dest_t *")
+        dest.ip_protocol = result[0]
+        ffi.memmove(dest.address, buf, 16)
+        dest.port = port
         if len(self.addr_cache) > 4096:
             self.addr_cache.clear()
+            self.dests.clear()
         self.addr_cache[(host, port)] = result
+        self.dests[(host, port)] = dest
         return result
 
     # -- sending ----------------------------------------------------------
@@ -436,9 +443,9 @@ class _Core:
     def send_async(self, addr: Address, data: Buffer, header: Buffer = b"") -> Future:
         """Node.send_async itself (bound to the node): a known address and
         small bytes go straight to the core; anything else takes send()."""
-        hit = self.addr_cache.get(addr)  # type: ignore[arg-type]
+        dest = self.dests.get(addr)  # type: ignore[arg-type]
         if (
-            hit is None
+            dest is None
             or type(data) is not bytes
             or type(header) is not bytes
             or len(data) + len(header) > self.small
@@ -448,10 +455,7 @@ class _Core:
         fut._core = self
         token = next(self.tokens)
         self.pending[token] = fut  # before the core can finish it
-        rc = _bridge_send(
-            self.b, token, hit[0], hit[1], hit[2], header, len(header), data, len(data),
-            ffi.NULL, 0,
-        )  # fmt: skip
+        rc = _bridge_post(self.b, token, dest, data, len(data), header, len(header))
         if rc != 0:
             self.pending.pop(token, None)
             _raise(rc)
