@@ -915,8 +915,8 @@ int ch_bridge_fd(ch_bridge_t *b)
 {
     int fd;
     uv_mutex_lock(&b->mu);
-    /* Made on first use: most nodes never need it. */
-    if (!b->fd_used && fdpair_open(&b->appfd) == 0) {
+    /* Made on first use (not once closing): most nodes never need it. */
+    if (!b->fd_used && !b->closing && fdpair_open(&b->appfd) == 0) {
         b->fd_used = 1;
         if (b->mq_len > 0 || b->closed)
             fd_signal(b);
@@ -1474,10 +1474,10 @@ void ch_bridge_close(ch_bridge_t *b)
     uv_thread_join(&b->thread);
     /* The loop is done: its fds go now, the memory with ch_bridge_free
      * (other threads may still call in and get CH_ECLOSED).  Nothing
-     * signals the fds any more: queueing stops at closing, and wake-ups
-     * happen under mu. */
+     * signals the wake fd any more: queueing stops at closing, and
+     * wake-ups happen under mu.  The app's fd stays, readable, until
+     * ch_bridge_free: a selector may still wait on it. */
     uv_mutex_lock(&b->mu);
-    fdpair_close(&b->appfd);
     fdpair_close(&b->wakefd);
     uv_mutex_unlock(&b->mu);
     if (uv_loop_close(&b->loop) == 0)

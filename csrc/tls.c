@@ -99,7 +99,8 @@ int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
                                       "TLS_CHACHA20_POLY1305_SHA256") != 1)
         CTX_FAIL("cannot set the TLS 1.3 cipher suites");
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
     *out = ctx;
     return CH_OK;
 }

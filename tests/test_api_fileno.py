@@ -72,3 +72,24 @@ def test_closed_node_has_no_fd():
     node.close()
     with pytest.raises(chirp.ClosedError):
         node.fileno()
+
+
+def test_fd_stays_open_and_readable_after_close():
+    """A selector waiting on the fd is woken by close and can still use
+    the fd: it stays open (readable) as long as the node object exists."""
+    import os
+
+    node = new_node()
+    fd = node.fileno()
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    try:
+        node.close()
+        assert sel.select(timeout=10), "close did not wake the selector"
+        os.fstat(fd)  # still open
+        with pytest.raises(chirp.ClosedError):
+            node.recv(timeout=0)
+        with pytest.raises(chirp.ClosedError):
+            node.fileno()
+    finally:
+        sel.close()

@@ -217,3 +217,47 @@ def test_plain_future_fallback_works(pair, monkeypatch):
     while not calls and time.monotonic() < deadline:
         time.sleep(0.01)
     assert calls == [futs[-1]]
+
+
+def test_send_async_takes_its_documented_keywords(pair):
+    """The fast path bound to the node keeps Node.send_async's signature."""
+    a, b = pair
+    fut = a.send_async(address=addr(b), data=b"kw", header=b"h")
+    assert fut.result(timeout=10) is None
+    (msg,) = recv_n(b, 1)
+    assert (msg.data, msg.header) == (b"kw", b"h")
+
+
+def test_subclass_override_of_send_async_is_used(pair):
+    """A subclass's send_async is not bypassed by the fast path."""
+    _, b = pair
+    calls = []
+
+    class Counting(chirp.Node):
+        def send_async(self, address, data, header=b""):
+            calls.append(data)
+            return super().send_async(address, data, header)
+
+    with Counting(port=0, bind_v6="", synchronous=False, disable_encryption=True) as c:
+        c.send_async(addr(b), b"sub").result(timeout=10)
+    assert calls == [b"sub"]
+    assert recv_n(b, 1)[0].data == b"sub"
+
+
+def test_futures_do_not_keep_a_closed_node_alive(pair):
+    """Futures kept after the node is gone do not hold its core (and so
+    its native memory)."""
+    import gc
+    import weakref
+
+    _, b = pair
+    node = new_node(synchronous=False)
+    futs = [node.send_async(addr(b), b"%d" % i) for i in range(100)]
+    wait(futs, timeout=10)
+    core = weakref.ref(node._core)
+    node.close()
+    del node
+    gc.collect()
+    assert core() is None
+    assert all(f.done() and f.exception() is None for f in futs)
+    recv_n(b, 100)

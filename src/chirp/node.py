@@ -185,7 +185,7 @@ class _ChirpFuture(Future):
     _exception: BaseException | None = None
     _watched = False  # the Condition and lists exist: notify on finishing
     _request = False  # a request: finished by its reply, not its send
-    _core: _Core | None = None  # whose pump finishes it
+    _core_ref: Any = None  # weakref to the _Core whose pump finishes it
 
     __init__ = object.__init__  # nothing to set: the class defaults hold
 
@@ -198,7 +198,7 @@ class _ChirpFuture(Future):
                 self._waiters: list = []
                 self._done_callbacks: list = []
                 self._watched = True
-        core = self._core
+        core = self._core_ref() if self._core_ref is not None else None
         if core is not None and self._state == _PENDING:
             lib.ch_bridge_hurry(core.b)  # the pump delivers at once for a while
         return self.__dict__[name]
@@ -308,6 +308,7 @@ class _Core:
         self.small = min(cfg.max_msg_size, 0xFFFF)  # no size check needed up to here
         self.lock = threading.Lock()
         self.closing = False
+        self.ref = weakref.ref(self)  # what Futures hold: not the node's memory
         self.tokens = itertools.count(1)
         self.pending: dict[int, _ChirpFuture] = {}
         self.keep: dict[int, bytes] = {}  # token -> data the core reads uncopied
@@ -440,19 +441,19 @@ class _Core:
             _raise(rc, ffi.string(detail).decode(errors="replace"))
         return msg
 
-    def send_async(self, addr: Address, data: Buffer, header: Buffer = b"") -> Future:
+    def send_async(self, address: Address, data: Buffer, header: Buffer = b"") -> Future:
         """Node.send_async itself (bound to the node): a known address and
         small bytes go straight to the core; anything else takes send()."""
-        dest = self.dests.get(addr)  # type: ignore[arg-type]
+        dest = self.dests.get(address)  # type: ignore[arg-type]
         if (
             dest is None
             or type(data) is not bytes
             or type(header) is not bytes
             or len(data) + len(header) > self.small
         ):
-            return self.send(addr, data, header)
+            return self.send(address, data, header)
         fut = _new_future()
-        fut._core = self
+        fut._core_ref = self.ref
         token = next(self.tokens)
         self.pending[token] = fut  # before the core can finish it
         rc = _bridge_post(self.b, token, dest, data, len(data), header, len(header))
@@ -488,7 +489,7 @@ class _Core:
         if nocopy:
             flags |= _SEND_NOCOPY
         fut = _new_future()
-        fut._core = self
+        fut._core_ref = self.ref
         token = next(self.tokens)
         # Registered before the core can finish it (the pump looks it up);
         # no lock: dict operations are atomic, and a node closed meanwhile
@@ -535,7 +536,7 @@ class _Core:
         nocopy = len(joined) >= _NOCOPY_MIN  # kept alive in self.keep, as in send()
         token = next(self.tokens)
         fut = self.pending[token] = _new_future()
-        fut._core = self
+        fut._core_ref = self.ref
         if nocopy:
             self.keep[token] = joined
         rc = lib.ch_bridge_send_many(
@@ -823,8 +824,10 @@ class Node:
         self._core = _Core(cfg)
         self._finalizer = weakref.finalize(self, _Core.close, self._core)
         # The hottest call goes straight to the core (one Python frame
-        # less per message); the method below documents it.
-        self.send_async = self._core.send_async  # type: ignore[method-assign]
+        # less per message); the method below documents it.  Not when a
+        # subclass overrides it.
+        if type(self).send_async is Node.send_async:
+            self.send_async = self._core.send_async  # type: ignore[method-assign]
         log.debug("node %s listening on port %d", self._core.identity.hex(), self._core.port)
 
     # -- properties --------------------------------------------------------
@@ -957,7 +960,9 @@ class Node:
 
     def close(self) -> None:
         """Close: pending sends complete or fail, the loop thread is joined,
-        everything is freed.  Calling it again does nothing."""
+        its sockets and fds are closed (the fileno() fd, readable now, and
+        the memory go with the last reference to the node).  Calling it
+        again does nothing."""
         self._finalizer()
 
     def __enter__(self) -> Node:
