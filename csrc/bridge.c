@@ -1184,18 +1184,20 @@ void ch_bridge_abandon(ch_bridge_t *b, void *pending)
         ch_free(cmd);
 }
 
-int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
-                        const uint8_t *address, uint16_t port,
-                        const char *header, size_t header_len,
-                        const char *data, const size_t *lens, int n,
-                        int flags)
+/* Queue a batch: the data is joined (message i at the sum of the lengths
+ * before it) or, with each, one pointer per message (never copied). */
+static int send_batch(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                      const uint8_t *address, uint16_t port,
+                      const char *header, size_t header_len,
+                      const char *data, const char *const *each,
+                      const size_t *lens, int n, int nocopy)
 {
     ch_bcmd_t *cmd;
     uint8_t *p, *hdr, *body;
     size_t total = 0, off = 0;
-    int i, rc, nocopy = (flags & CH_SEND_NOCOPY) != 0;
+    int i, rc;
     if (n <= 0 || header_len > 0xffff ||
-        (ip_protocol != 4 && ip_protocol != 6) || (flags & ~CH_SEND_NOCOPY))
+        (ip_protocol != 4 && ip_protocol != 6))
         return CH_EINVAL;
     for (i = 0; i < n; i++) {
         if (lens[i] > 0xffffffffu || total + lens[i] < total)
@@ -1241,7 +1243,7 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
         ch_send_set_identity(s, id);
         s->header = hdr;
         s->header_len = (uint32_t)header_len;
-        s->data = body + off;
+        s->data = each != NULL ? (const uint8_t *)each[i] : body + off;
         s->data_len = (uint32_t)lens[i];
         off += lens[i];
         s->ip_protocol = ip_protocol;
@@ -1253,6 +1255,28 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
     cmd_append(b, cmd);
     uv_mutex_unlock(&b->mu);
     return CH_OK;
+}
+
+int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *data, const size_t *lens, int n,
+                        int flags)
+{
+    if (flags & ~CH_SEND_NOCOPY)
+        return CH_EINVAL;
+    return send_batch(b, token, ip_protocol, address, port, header,
+                      header_len, data, NULL, lens, n,
+                      (flags & CH_SEND_NOCOPY) != 0);
+}
+
+int ch_bridge_send_each(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *const *datas, const size_t *lens, int n)
+{
+    return send_batch(b, token, ip_protocol, address, port, header,
+                      header_len, NULL, datas, lens, n, 1);
 }
 
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token)

@@ -269,6 +269,13 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                         const char *header, size_t header_len,
                         const char *data, const size_t *lens, int n,
                         int flags);
+/* ch_bridge_send_many with the messages where they are (datas[i],
+ * lens[i] bytes; never copied, so they must stay valid and unchanged until
+ * the batch's event): big messages need no joined copy. */
+int ch_bridge_send_each(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
+                        const uint8_t *address, uint16_t port,
+                        const char *header, size_t header_len,
+                        const char *const *datas, const size_t *lens, int n);
 /* Forget a request's pending reply. */
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 /* Wait up to timeout_ms (-1: forever) for received messages; returns how

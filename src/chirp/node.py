@@ -39,7 +39,7 @@ Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
 
 _BATCH = 256
-_BIG_BATCH = 4  # messages too big for the copy buffer taken at once
+_BIG_BATCH = 1  # messages too big for the copy buffer taken at once
 _COPY_BUF = 256 * 1024  # per receiving thread; bigger messages skip the copy path
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
 _DETAIL = 256  # bytes for an error detail from the core
@@ -47,6 +47,7 @@ _SEND_REQUEST = lib.CH_SEND_REQUEST
 _bridge_post = lib.ch_bridge_post
 _SEND_NOCOPY = lib.CH_SEND_NOCOPY
 _NOCOPY_MIN = 64 * 1024  # send_async passes data this big to the core uncopied
+_EACH_MIN = 4096  # send_many: messages this big on average are not joined first
 _META = struct.Struct("=6I")  # ch_msg_meta_t: offset serial data_len header_len port flags
 _SAME_SOURCE = lib.CH_META_SAME_SOURCE
 
@@ -531,18 +532,28 @@ class _Core:
                 f"a message of {biggest} bytes (header {len(header)}) exceeds "
                 f"max_msg_size {self.cfg.max_msg_size} or the 65535-byte header limit"
             )
-        joined = b"".join(datas)
         clens = ffi.new("size_t[]", lens)
-        nocopy = len(joined) >= _NOCOPY_MIN  # kept alive in self.keep, as in send()
+        total = sum(lens)
         token = next(self.tokens)
         fut = self.pending[token] = _new_future()
         fut._core_ref = self.ref
-        if nocopy:
-            self.keep[token] = joined
-        rc = lib.ch_bridge_send_many(
-            self.b, token, proto, abuf, port, header, len(header), joined, clens, len(lens),
-            _SEND_NOCOPY if nocopy else 0,
-        )  # fmt: skip
+        if total >= _NOCOPY_MIN and total >= _EACH_MIN * len(datas):
+            # Big messages: written from their own bytes objects (kept
+            # alive in self.keep, as in send()), no joined copy.
+            self.keep[token] = datas
+            ptrs = ffi.new("char *[]", [ffi.from_buffer(d) for d in datas])
+            rc = lib.ch_bridge_send_each(
+                self.b, token, proto, abuf, port, header, len(header), ptrs, clens, len(lens)
+            )
+        else:
+            joined = b"".join(datas)
+            nocopy = total >= _NOCOPY_MIN  # kept alive in self.keep, as in send()
+            if nocopy:
+                self.keep[token] = joined
+            rc = lib.ch_bridge_send_many(
+                self.b, token, proto, abuf, port, header, len(header), joined, clens,
+                len(lens), _SEND_NOCOPY if nocopy else 0,
+            )  # fmt: skip
         if rc != 0:
             self.pending.pop(token, None)
             self.keep.pop(token, None)
@@ -698,9 +709,10 @@ class _Core:
                 return got
         arr = self.local.ptrs
         # With auto_release this path is taken only for messages too big
-        # for the copy buffer: a few at a time (many megabytes of copies
+        # for the copy buffer: one at a time (a few megabytes of copies
         # freed together make the C allocator give the memory back to the
-        # system, and the next copies fault it in again page by page).
+        # system, and the next copies fault it in again page by page: a
+        # 1 MiB stream into recv_many ran at half the rate with 4 here).
         most = min(max_count, _BIG_BATCH) if self.auto_release else self._take_max(max_count)
         n = self._take(
             lambda wait: lib.ch_bridge_recv(self.b, arr, most, wait),
