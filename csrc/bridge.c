@@ -650,6 +650,8 @@ static void run_queues(ch_bridge_t *b, ch_bcmd_t *cmds, ch_message_t *rels,
         m->next_ = NULL;
         ch_node_release(b->node, m);
     }
+    /* All the sends first, then one write per connection. */
+    ch_node_cork(b->node);
     while (cmds != NULL) {
         ch_bcmd_t *c = cmds;
         int rc;
@@ -665,6 +667,7 @@ static void run_queues(ch_bridge_t *b, ch_bcmd_t *cmds, ch_message_t *rels,
         if ((rc = ch_node_send(b->node, &c->send)) != CH_OK)
             refused(&c->send, rc);
     }
+    ch_node_uncork(b->node);
     if (closing)
         ch_node_close(b->node, on_node_closed);
 }

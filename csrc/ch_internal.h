@@ -123,6 +123,8 @@ struct ch_conn {
     uint64_t deadline;
     int close_status;
     char close_detail[CH_DETAIL_SIZE];
+    struct ch_conn *flush_next; /* on the node's list while corked */
+    int flush_listed;
 };
 
 struct ch_node {
@@ -162,6 +164,8 @@ struct ch_node {
     uint64_t connect_timeout_ms;
     uint64_t gc_ms;
     uint64_t noop_ms;
+    int corked;             /* ch_node_cork depth: sends only queue */
+    ch_conn_t *flush_head;  /* connections to write at ch_node_uncork */
 };
 
 /* alloc.c */
@@ -172,6 +176,7 @@ void ch_free(void *p);
 
 /* node.c */
 uint64_t ch_now(ch_node_t *node);
+void ch_node_unlist(ch_node_t *node, ch_conn_t *c);
 void ch_random_id(ch_node_t *node, uint8_t out[CH_ID_SIZE]);
 uint64_t ch_rng_next(uint64_t s[2]);
 void ch_rng_id(uint64_t s[2], uint8_t out[CH_ID_SIZE]);

@@ -171,6 +171,12 @@ const uint8_t *ch_node_identity(const ch_node_t *node);
 /* Queue a message.  CH_OK: req->cb runs exactly once later.  An error code:
  * nothing was queued and the callback will not run. */
 int ch_node_send(ch_node_t *node, ch_send_t *req);
+/* Hold back writing while many sends are queued in one go (from one
+ * callback; calls nest): ch_node_uncork then writes each connection's
+ * queue at once, many messages per write, instead of the first message
+ * alone and the rest after it. */
+void ch_node_cork(ch_node_t *node);
+void ch_node_uncork(ch_node_t *node);
 /* Give a received message's slot back (sends the ACK if one was asked). */
 void ch_node_release(ch_node_t *node, ch_message_t *msg);
 /* Close: every pending send fails with CH_ECLOSED, connections and

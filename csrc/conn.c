@@ -103,6 +103,7 @@ void ch_conn_free(ch_conn_t *c)
 {
     ch_node_t *node = c->node;
     int i;
+    ch_node_unlist(node, c);
     for (i = 0; i < c->nslots; i++)
         drop_buffer(c, &c->slots[i]);
     if (c->cprev != NULL)

@@ -160,6 +160,40 @@ int ch_identity_is_chirp(const uint8_t id[CH_ID_SIZE])
     return memcmp(id + CH_ID_SIZE - 4, CH_ID_MAGIC, 4) == 0;
 }
 
+void ch_node_cork(ch_node_t *node)
+{
+    node->corked++;
+}
+
+void ch_node_uncork(ch_node_t *node)
+{
+    if (node->corked == 0 || --node->corked > 0)
+        return;
+    while (node->flush_head != NULL) {
+        ch_conn_t *c = node->flush_head;
+        node->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_listed = 0;
+        ch_writer_flush(c);
+    }
+}
+
+/* A connection going away leaves the cork list. */
+void ch_node_unlist(ch_node_t *node, ch_conn_t *c)
+{
+    ch_conn_t **pp;
+    if (!c->flush_listed)
+        return;
+    for (pp = &node->flush_head; *pp != NULL; pp = &(*pp)->flush_next) {
+        if (*pp == c) {
+            *pp = c->flush_next;
+            break;
+        }
+    }
+    c->flush_next = NULL;
+    c->flush_listed = 0;
+}
+
 void ch_send_init(ch_send_t *req)
 {
     memset(req, 0, sizeof(*req));
@@ -487,7 +521,14 @@ int ch_node_send(ch_node_t *node, ch_send_t *req)
     req->deadline_ = ch_now(node) + node->timeout_ms;
     req->state_ = CH_SS_QUEUED;
     ch_sendq_push(&remote->queue, req);
-    if (remote->conn != NULL)
+    if (remote->conn != NULL && node->corked) {
+        ch_conn_t *c = remote->conn;
+        if (!c->flush_listed) {
+            c->flush_listed = 1;
+            c->flush_next = node->flush_head;
+            node->flush_head = c;
+        }
+    } else if (remote->conn != NULL)
         ch_writer_flush(remote->conn);
     else if (remote->pending == NULL) {
         int rc = ch_conn_connect(node, remote);

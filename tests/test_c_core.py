@@ -153,3 +153,18 @@ def test_a_reset_while_writing_costs_sends_not_the_process(tmp_path, mode: list[
     assert "alive: 4 sends completed, 4 failed" in proc.stdout
     want = "the program's handler" if mode else "ignored"
     assert f"SIGPIPE after ch_node_new: {want}" in proc.stdout
+
+
+def test_cork_writes_queued_sends_at_once(tmp_path) -> None:
+    """Sends queued under ch_node_cork are written by one write at the
+    outer ch_node_uncork (the bridge corks around each batch of commands),
+    and arrive in order."""
+    exe = _build_c_test(tmp_path, "cork")
+    run = [exe]
+    if shutil.which("valgrind"):
+        run = ["valgrind", "-q", "--leak-check=full", "--error-exitcode=99", exe]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "corked: 50 queued, writing 0" in proc.stdout
+    assert "uncorked: writing 1, 50 messages in the write, 0 queued" in proc.stdout
+    assert "received 50, in order: yes" in proc.stdout
