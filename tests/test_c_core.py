@@ -93,6 +93,17 @@ def _build_c_test(out_dir, name: str) -> str:
     return exe
 
 
+def _run_c_test(exe: str) -> subprocess.CompletedProcess:
+    """Run a C test program (under valgrind's leak check when installed);
+    it must exit 0."""
+    run = [exe]
+    if shutil.which("valgrind"):
+        run = ["valgrind", "-q", "--leak-check=full", "--error-exitcode=99", exe]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
 @pytest.fixture(scope="module")
 def alloc_fail(tmp_path_factory: pytest.TempPathFactory) -> str:
     return _build_c_test(tmp_path_factory.mktemp("cbuild"), "alloc_fail")
@@ -132,12 +143,7 @@ def test_allocation_failures_leak_nothing(alloc_fail: str, every: int) -> None:
 def test_write_completing_as_its_connection_closes(tmp_path) -> None:
     """Regression: a synchronous message written just before its connection
     closed waited forever for an ACK; it must fail with an error."""
-    exe = _build_c_test(tmp_path, "closing_write")
-    run = [exe]
-    if shutil.which("valgrind"):
-        run = ["valgrind", "-q", "--leak-check=full", "--error-exitcode=99", exe]
-    proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _run_c_test(_build_c_test(tmp_path, "closing_write"))
     assert "victim completed: CH_ECONN" in proc.stdout
 
 
@@ -159,12 +165,7 @@ def test_cork_writes_queued_sends_at_once(tmp_path) -> None:
     """Sends queued under ch_node_cork are written by one write at the
     outer ch_node_uncork (the bridge corks around each batch of commands),
     and arrive in order."""
-    exe = _build_c_test(tmp_path, "cork")
-    run = [exe]
-    if shutil.which("valgrind"):
-        run = ["valgrind", "-q", "--leak-check=full", "--error-exitcode=99", exe]
-    proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _run_c_test(_build_c_test(tmp_path, "cork"))
     assert "corked: 50 queued, writing 0" in proc.stdout
     assert "uncorked: writing 1, 50 messages in the write, 0 queued" in proc.stdout
     assert "received 50, in order: yes" in proc.stdout

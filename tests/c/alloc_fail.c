@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chirp.h"
+#include "testkit.h"
 
 static ch_node_t *A, *B;
 static long sent, completed, ok, failed, received, phase_target;
@@ -174,7 +174,6 @@ static void on_watchdog(uv_timer_t *t)
 int main(int argc, char **argv)
 {
     ch_config_t cfg;
-    char err[256];
     uv_loop_t loop;
     if (argc < 3) {
         fprintf(stderr, "usage: %s EVERY COUNT [sync]\n", argv[0]);
@@ -183,18 +182,10 @@ int main(int argc, char **argv)
     every = atol(argv[1]);
     count = atol(argv[2]);
     uv_loop_init(&loop);
-    ch_config_init(&cfg);
-    cfg.port = 0;
-    cfg.timeout = 2.0;
-    cfg.synchronous = sync_mode = argc > 3 && strcmp(argv[3], "sync") == 0;
-    cfg.disable_encryption = 1;
-    cfg.bind_v6[0] = '\0';
-    strcpy(cfg.bind_v4, "127.0.0.1");
-    if (ch_node_new(&loop, &cfg, on_msg, NULL, &A, err, sizeof(err)) != 0 ||
-        ch_node_new(&loop, &cfg, on_msg, NULL, &B, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node: %s\n", err);
+    sync_mode = argc > 3 && strcmp(argv[3], "sync") == 0;
+    kit_config(&cfg, sync_mode, 2.0);
+    if (kit_two_nodes(&loop, &cfg, on_msg, &A, &B) != 0)
         return 1;
-    }
     reqs = calloc((size_t)count + 30, sizeof(*reqs));
     if (reqs == NULL)
         return 1;

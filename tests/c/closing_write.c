@@ -6,10 +6,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
-#include <stdio.h>
-#include <string.h>
-
-#include "ch_internal.h"
+#include "testkit.h"
 
 static ch_node_t *A, *B;
 static ch_send_t warm, victim;
@@ -55,13 +52,7 @@ static void on_warm(ch_send_t *s, int status, const char *detail)
     }
     /* The connection is up: send (written at once, callback deferred),
      * then close the connection in the same loop iteration. */
-    ch_send_init(&victim);
-    victim.ip_protocol = warm.ip_protocol;
-    memcpy(victim.address, warm.address, 16);
-    victim.port = warm.port;
-    victim.data = data;
-    victim.data_len = sizeof(data);
-    victim.cb = on_victim;
+    kit_send_to(&victim, B, data, sizeof(data), on_victim);
     if (ch_node_send(A, &victim) != CH_OK) {
         printf("send refused\n");
         finish();
@@ -86,27 +77,12 @@ static void on_watchdog(uv_timer_t *t)
 int main(void)
 {
     ch_config_t cfg;
-    char err[256];
     uv_loop_t loop;
     uv_loop_init(&loop);
-    ch_config_init(&cfg);
-    cfg.port = 0;
-    cfg.timeout = 0.5;
-    cfg.synchronous = 1;
-    cfg.disable_encryption = 1;
-    cfg.bind_v6[0] = '\0';
-    strcpy(cfg.bind_v4, "127.0.0.1");
-    if (ch_node_new(&loop, &cfg, on_msg, NULL, &A, err, sizeof(err)) != 0 ||
-        ch_node_new(&loop, &cfg, on_msg, NULL, &B, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node: %s\n", err);
+    kit_config(&cfg, 1, 0.5);
+    if (kit_two_nodes(&loop, &cfg, on_msg, &A, &B) != 0)
         return 1;
-    }
-    ch_send_init(&warm);
-    ch_parse_address("127.0.0.1", &warm.ip_protocol, warm.address);
-    warm.port = ch_node_port(B);
-    warm.data = data;
-    warm.data_len = sizeof(data);
-    warm.cb = on_warm;
+    kit_send_to(&warm, B, data, sizeof(data), on_warm);
     uv_timer_init(&loop, &watchdog);
     uv_timer_start(&watchdog, on_watchdog, 5000, 0);
     ch_node_send(A, &warm);

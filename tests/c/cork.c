@@ -6,10 +6,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
-#include <stdio.h>
-#include <string.h>
-
-#include "ch_internal.h"
+#include "testkit.h"
 
 #define N 50
 
@@ -79,18 +76,10 @@ static void on_warm(ch_send_t *s, int status, const char *detail)
     ch_node_cork(A);
     ch_node_cork(A); /* nested: only the outer uncork writes */
     for (i = 0; i < N; i++) {
-        ch_send_init(&reqs[i]);
-        reqs[i].ip_protocol = warm.ip_protocol;
-        memcpy(reqs[i].address, warm.address, 16);
-        reqs[i].port = warm.port;
-        {
-            char text[16] = {0};
-            snprintf(text, sizeof(text), "m%05d", i % 100000);
-            memcpy(data[i], text, sizeof(data[i]));
-        }
-        reqs[i].data = data[i];
-        reqs[i].data_len = sizeof(data[i]);
-        reqs[i].cb = on_sent;
+        char text[16] = {0};
+        snprintf(text, sizeof(text), "m%05d", i % 100000);
+        memcpy(data[i], text, sizeof(data[i]));
+        kit_send_to(&reqs[i], B, data[i], sizeof(data[i]), on_sent);
         if (ch_node_send(A, &reqs[i]) != CH_OK) {
             printf("send refused\n");
             finish(0);
@@ -120,26 +109,12 @@ static void on_watchdog(uv_timer_t *t)
 int main(void)
 {
     ch_config_t cfg;
-    char err[256];
     uv_loop_t loop;
     uv_loop_init(&loop);
-    ch_config_init(&cfg);
-    cfg.port = 0;
-    cfg.synchronous = 0;
-    cfg.disable_encryption = 1;
-    cfg.bind_v6[0] = '\0';
-    strcpy(cfg.bind_v4, "127.0.0.1");
-    if (ch_node_new(&loop, &cfg, on_msg, NULL, &A, err, sizeof(err)) != 0 ||
-        ch_node_new(&loop, &cfg, on_msg, NULL, &B, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node: %s\n", err);
+    kit_config(&cfg, 0, 5.0);
+    if (kit_two_nodes(&loop, &cfg, on_msg, &A, &B) != 0)
         return 1;
-    }
-    ch_send_init(&warm);
-    ch_parse_address("127.0.0.1", &warm.ip_protocol, warm.address);
-    warm.port = ch_node_port(B);
-    warm.data = (const uint8_t *)"warm-up";
-    warm.data_len = 7;
-    warm.cb = on_warm;
+    kit_send_to(&warm, B, "warm-up", 7, on_warm);
     uv_timer_init(&loop, &watchdog);
     uv_timer_start(&watchdog, on_watchdog, 10000, 0);
     ch_node_send(A, &warm);

@@ -28,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ch_internal.h"
+#include "testkit.h"
 
 #define NSENDS 4
 #define SLOTS 4
@@ -147,12 +147,7 @@ int main(int argc, char **argv)
         peer(listen_fd);
     close(listen_fd);
     uv_loop_init(&loop);
-    ch_config_init(&cfg);
-    cfg.port = 0;
-    cfg.synchronous = 0;
-    cfg.disable_encryption = 1;
-    cfg.bind_v6[0] = '\0';
-    cfg.timeout = 3.0;
+    kit_config(&cfg, 0, 3.0);
     cfg.max_slots = SLOTS;
     if (ch_node_new(&loop, &cfg, on_msg, NULL, &A, err, sizeof(err)) != 0) {
         printf("node: %s\n", err);

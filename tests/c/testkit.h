@@ -1,0 +1,52 @@
+/* testkit.h - what the C tests share: a plaintext loopback config, the two
+ * nodes most of them talk between, and a send addressed to a node.  Static
+ * inline functions: each test is one program built with the whole core,
+ * and uses what it needs. */
+#ifndef CH_TESTKIT_H
+#define CH_TESTKIT_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ch_internal.h"
+
+/* Plaintext, IPv4 loopback only, an ephemeral port. */
+static inline void kit_config(ch_config_t *cfg, int synchronous,
+                              double timeout)
+{
+    ch_config_init(cfg);
+    cfg->port = 0;
+    cfg->timeout = timeout;
+    cfg->synchronous = synchronous;
+    cfg->disable_encryption = 1;
+    cfg->bind_v6[0] = '\0';
+    strcpy(cfg->bind_v4, "127.0.0.1");
+}
+
+/* Nodes *a and *b on loop, both calling on_msg: 0, or 1 after saying why. */
+static inline int kit_two_nodes(uv_loop_t *loop, const ch_config_t *cfg,
+                                ch_recv_cb on_msg, ch_node_t **a,
+                                ch_node_t **b)
+{
+    char err[256];
+    if (ch_node_new(loop, cfg, on_msg, NULL, a, err, sizeof(err)) != 0 ||
+        ch_node_new(loop, cfg, on_msg, NULL, b, err, sizeof(err)) != 0) {
+        fprintf(stderr, "node: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* A send of len bytes at data to node `to` over loopback. */
+static inline void kit_send_to(ch_send_t *s, ch_node_t *to,
+                               const void *data, uint32_t len, ch_send_cb cb)
+{
+    ch_send_init(s);
+    ch_parse_address("127.0.0.1", &s->ip_protocol, s->address);
+    s->port = ch_node_port(to);
+    s->data = data;
+    s->data_len = len;
+    s->cb = cb;
+}
+
+#endif
