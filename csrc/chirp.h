@@ -319,8 +319,8 @@ int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms);
  * hands out events at once instead of letting them gather. */
 void ch_bridge_hurry(ch_bridge_t *b);
 /* A file descriptor that is readable while received messages wait (and
- * once the node closed); made on the first call, -1 if that failed.  It
- * stays open until ch_bridge_free. */
+ * once the node closed); made on the first call, -1 if that failed or the
+ * node was closing by then.  It stays open until ch_bridge_free. */
 int ch_bridge_fd(ch_bridge_t *b);
 /* Close the node and join its thread; pending sends complete first. */
 void ch_bridge_close(ch_bridge_t *b);
