@@ -267,3 +267,26 @@ def test_ctrl_c_interrupts_blocking_call(call):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def test_collecting_a_node_inside_the_future_lock_does_not_hang():
+    """A Node dropped in a reference cycle is closed by the garbage
+    collector, which can run while this very thread is inside chirp's
+    Future lock.  That close fails the node's pending Futures in the same
+    thread (a request waiting for its reply: the lock is taken again) and
+    must not wait for the pump (it may wait for that lock itself: a send
+    failed by the close)."""
+    import chirp.node
+
+    with new_node(synchronous=False) as peer:
+        node = new_node(synchronous=True, timeout=5.0)
+        node.cycle = node  # only the collector can free it
+        request = node.request_async(addr(peer), b"never answered")
+        send = node.send_async(addr(peer), b"never acknowledged")
+        time.sleep(0.3)  # both delivered; the peer neither replies nor releases
+        assert not request.done() and not send.done()
+        del node
+        with chirp.node._FUTURE_LOCK:
+            gc.collect()
+        assert isinstance(request.exception(timeout=10), chirp.ClosedError)
+        assert isinstance(send.exception(timeout=10), chirp.ClosedError)

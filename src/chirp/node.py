@@ -162,7 +162,10 @@ def _slice(deadline: float | None) -> int:
     return max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
 
 
-_FUTURE_LOCK = threading.Lock()  # orders making a condition vs finishing
+# Orders making a condition vs finishing.  Reentrant: a garbage collection
+# inside a locked section may run a Node's finalizer, which finishes that
+# node's Futures in the same thread.
+_FUTURE_LOCK = threading.RLock()
 _FUTURE_FIELDS = frozenset(("_condition", "_state", "_result", "_exception", "_waiters",
                             "_done_callbacks"))  # fmt: skip
 # The lazy Future below relies on concurrent.futures.Future's fields; on a
@@ -795,13 +798,16 @@ class _Core:
 
     # -- closing ----------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, join: bool = True) -> None:
+        """Close the bridge and fail what is left.  join=False (the Node
+        was collected): do not wait for the pump, which may itself wait
+        for a lock the collecting thread holds; it ends on its own."""
         with self.lock:
             if self.closing:
                 return
             self.closing = True
         lib.ch_bridge_close(self.b)  # joins the loop thread; freed with self.b
-        if threading.current_thread() is not self.pump_thread:
+        if join and threading.current_thread() is not self.pump_thread:
             self.pump_thread.join()
         self.keep.clear()  # the loop thread is gone: nothing reads them
         for fut in list(self.pending.values()):
@@ -834,7 +840,7 @@ class Node:
         else:
             cfg = config
         self._core = _Core(cfg)
-        self._finalizer = weakref.finalize(self, _Core.close, self._core)
+        self._finalizer = weakref.finalize(self, _Core.close, self._core, False)
         # The hottest call goes straight to the core (one Python frame
         # less per message); the method below documents it.  Not when a
         # subclass overrides it.
@@ -975,7 +981,8 @@ class Node:
         its sockets and fds are closed (the fileno() fd, readable now, and
         the memory go with the last reference to the node).  Calling it
         again does nothing."""
-        self._finalizer()
+        if self._finalizer.detach() is not None:
+            self._core.close()
 
     def __enter__(self) -> Node:
         return self
