@@ -930,9 +930,6 @@ int ch_bridge_fd(ch_bridge_t *b)
 }
 
 
-/* Copy a message into a command and queue it for the loop thread.  With
- * waited set, the result is kept in the command for the calling thread
- * instead of becoming an event. */
 /* Fill a command for one send (header and data copied unless nocopy). */
 static void cmd_fill(ch_bcmd_t *cmd, ch_bridge_t *b, uint64_t token,
                      uint8_t ip_protocol, const uint8_t *address,
@@ -968,6 +965,9 @@ static void cmd_fill(ch_bcmd_t *cmd, ch_bridge_t *b, uint64_t token,
     cmd->send.user_data = cmd;
 }
 
+/* Copy a message into a command and queue it for the loop thread.  With
+ * waited set, the result is kept in the command for the calling thread
+ * instead of becoming an event. */
 static int submit(ch_bridge_t *b, uint64_t token, uint8_t ip_protocol,
                   const uint8_t *address, uint16_t port, const char *header,
                   size_t header_len, const char *data, size_t data_len,
@@ -1353,6 +1353,12 @@ int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
     return n;
 }
 
+/* Bytes a message takes in ch_bridge_recv_copy's buffer. */
+static size_t copy_size(const ch_message_t *m)
+{
+    return 3 * CH_ID_SIZE + (size_t)m->header_len + m->data_len;
+}
+
 int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
                         char *buf, size_t buflen, int timeout_ms,
                         size_t *used)
@@ -1374,7 +1380,7 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
     while (n < max && b->mq_head != NULL) {
         size_t size;
         m = b->mq_head;
-        size = 3 * CH_ID_SIZE + (size_t)m->header_len + m->data_len;
+        size = copy_size(m);
         if (off + size > buflen) {
             if (n == 0)
                 *used = size; /* the caller's buffer is too small */
@@ -1415,7 +1421,7 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
             memcmp(last->remote_identity, m->remote_identity,
                    CH_ID_SIZE) == 0)
             d->flags |= CH_META_SAME_SOURCE;
-        off += 3 * CH_ID_SIZE + (size_t)m->header_len + m->data_len;
+        off += copy_size(m);
         last = m;
     }
     *used = off;

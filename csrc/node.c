@@ -160,6 +160,16 @@ int ch_identity_is_chirp(const uint8_t id[CH_ID_SIZE])
     return memcmp(id + CH_ID_SIZE - 4, CH_ID_MAGIC, 4) == 0;
 }
 
+/* Corked: write c at ch_node_uncork. */
+static void flush_later(ch_node_t *node, ch_conn_t *c)
+{
+    if (!c->flush_listed) {
+        c->flush_listed = 1;
+        c->flush_next = node->flush_head;
+        node->flush_head = c;
+    }
+}
+
 void ch_node_cork(ch_node_t *node)
 {
     node->corked++;
@@ -521,14 +531,9 @@ int ch_node_send(ch_node_t *node, ch_send_t *req)
     req->deadline_ = ch_now(node) + node->timeout_ms;
     req->state_ = CH_SS_QUEUED;
     ch_sendq_push(&remote->queue, req);
-    if (remote->conn != NULL && node->corked) {
-        ch_conn_t *c = remote->conn;
-        if (!c->flush_listed) {
-            c->flush_listed = 1;
-            c->flush_next = node->flush_head;
-            node->flush_head = c;
-        }
-    } else if (remote->conn != NULL)
+    if (remote->conn != NULL && node->corked)
+        flush_later(node, remote->conn);
+    else if (remote->conn != NULL)
         ch_writer_flush(remote->conn);
     else if (remote->pending == NULL) {
         int rc = ch_conn_connect(node, remote);

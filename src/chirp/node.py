@@ -138,7 +138,7 @@ class _Scratch(threading.local):
         self.reply = ffi.new("ch_message_t **")
         self.one = ffi.new("ch_message_t *[1]")
         self.ptrs = ffi.new("ch_message_t *[]", _BATCH)
-        self.needed = ffi.new("size_t *")
+        self.used = ffi.new("size_t *")  # ch_bridge_recv_copy's byte count
         self.meta: Any = None  # the copy path's buffers: only receivers need them
         self.fmeta: Any = None
         self.buf: Any = None
@@ -320,8 +320,8 @@ class _Core:
         self.inbox: deque[Message] = deque()
         self.fd_used = False  # see _take_max
         self.local = _Scratch()
-        self.addr_cache: dict[tuple[str, int], tuple[int, Any, int]] = {}
-        self.dests: dict[tuple[str, int], Any] = {}  # the same, as ch_dest_t
+        # (host, port) -> (ip_protocol, address cdata, port, ch_dest_t cdata)
+        self.addr_cache: dict[tuple[str, int], tuple[int, Any, int, Any]] = {}
         self.names: dict[bytes, str] = {}  # raw address -> text
         self.pump_thread = threading.Thread(
             target=self._pump, name=f"chirp-pump-{self.port}", daemon=True
@@ -330,8 +330,9 @@ class _Core:
 
     # -- addresses --------------------------------------------------------
 
-    def resolve(self, addr: Address) -> tuple[int, Any, int]:
-        """(ip_protocol, address cdata, port) for a (host, port) tuple."""
+    def resolve(self, addr: Address) -> tuple[int, Any, int, Any]:
+        """(ip_protocol, address cdata, port, ch_dest_t cdata) for a
+        (host, port) tuple."""
         hit = self.addr_cache.get(addr)  # type: ignore[arg-type]
         if hit is not None:
             return hit
@@ -355,16 +356,14 @@ class _Core:
             ip = infos[0][4][0]
             if lib.ch_parse_address(ip.encode(), proto, buf) != 0:
                 raise ChirpConnectionError(f"cannot use address {ip!r} of {host!r}")
-        result = (int(proto[0]), buf, port)
         dest = ffi.new("ch_dest_t *")
-        dest.ip_protocol = result[0]
+        dest.ip_protocol = proto[0]
         ffi.memmove(dest.address, buf, 16)
         dest.port = port
+        result = (int(proto[0]), buf, port, dest)
         if len(self.addr_cache) > 4096:
             self.addr_cache.clear()
-            self.dests.clear()
         self.addr_cache[(host, port)] = result
-        self.dests[(host, port)] = dest
         return result
 
     # -- sending ----------------------------------------------------------
@@ -400,7 +399,7 @@ class _Core:
         self, addr: Address, data: Buffer, header: Buffer, identity: bytes | None = None
     ) -> None:
         """Send and wait in C for the result: no Future, no pump thread."""
-        proto, abuf, port = self.resolve(addr)
+        proto, abuf, port, _ = self.resolve(addr)
         data, header = self._check(data, header)
         flags, ident = self._identity(identity)
         pending, detail = self.local.pending, self.local.detail
@@ -419,7 +418,7 @@ class _Core:
 
     def request_wait(self, addr: Address, data: Buffer, header: Buffer, timeout: float) -> Message:
         """Send a request and wait in C for its reply: no Future, no pump."""
-        proto, abuf, port = self.resolve(addr)
+        proto, abuf, port, _ = self.resolve(addr)
         data, header = self._check(data, header)
         local = self.local
         pending, reply, detail = local.pending, local.reply, local.detail
@@ -448,9 +447,9 @@ class _Core:
     def send_async(self, address: Address, data: Buffer, header: Buffer = b"") -> Future:
         """Node.send_async itself (bound to the node): a known address and
         small bytes go straight to the core; anything else takes send()."""
-        dest = self.dests.get(address)  # type: ignore[arg-type]
+        hit = self.addr_cache.get(address)  # type: ignore[arg-type]
         if (
-            dest is None
+            hit is None
             or type(data) is not bytes
             or type(header) is not bytes
             or len(data) + len(header) > self.small
@@ -460,7 +459,7 @@ class _Core:
         fut._core_ref = self.ref
         token = next(self.tokens)
         self.pending[token] = fut  # before the core can finish it
-        rc = _bridge_post(self.b, token, dest, data, len(data), header, len(header))
+        rc = _bridge_post(self.b, token, hit[3], data, len(data), header, len(header))
         if rc != 0:
             self.pending.pop(token, None)
             _raise(rc)
@@ -476,7 +475,7 @@ class _Core:
         timeout: float | None = None,
     ) -> Future:
         hit = self.addr_cache.get(addr)  # type: ignore[arg-type]
-        proto, abuf, port = hit if hit is not None else self.resolve(addr)
+        proto, abuf, port, _ = hit if hit is not None else self.resolve(addr)
         if (
             type(data) is not bytes
             or type(header) is not bytes
@@ -520,7 +519,7 @@ class _Core:
 
     def send_batch(self, addr: Address, items: Any, header: Buffer) -> Future:
         """Queue many messages to one remote in one crossing; one Future."""
-        proto, abuf, port = self.resolve(addr)
+        proto, abuf, port, _ = self.resolve(addr)
         datas = [d if type(d) is bytes else _as_bytes("data", d) for d in items]
         if not isinstance(header, bytes):
             header = _as_bytes("header", header)
@@ -745,7 +744,7 @@ class _Core:
         buffer; take it through the pointer path."""
         local = self.local
         meta, buf, fb, fmeta = local.copy_buffers()
-        used = local.needed
+        used = local.used
         n = self._take(
             lambda wait: lib.ch_bridge_recv_copy(
                 self.b, meta, self._take_max(max_count), buf, _COPY_BUF, wait, used

@@ -83,12 +83,6 @@ int main(void)
     if (kit_two_nodes(&loop, &cfg, on_msg, &A, &B) != 0)
         return 1;
     kit_send_to(&warm, B, data, sizeof(data), on_warm);
-    uv_timer_init(&loop, &watchdog);
-    uv_timer_start(&watchdog, on_watchdog, 5000, 0);
-    ch_node_send(A, &warm);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ch_node_free(A);
-    ch_node_free(B);
-    uv_loop_close(&loop);
+    kit_run(&loop, &watchdog, on_watchdog, 5000, A, B, &warm);
     return victim_status != CH_OK && victim_status != 1 ? 0 : 1;
 }

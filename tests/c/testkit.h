@@ -49,4 +49,19 @@ static inline void kit_send_to(ch_send_t *s, ch_node_t *to,
     s->cb = cb;
 }
 
+/* Send first from a (with a watchdog timer of ms milliseconds), run the
+ * loop until the test closed both nodes, then free them and the loop. */
+static inline void kit_run(uv_loop_t *loop, uv_timer_t *watchdog,
+                           uv_timer_cb on_watchdog, uint64_t ms,
+                           ch_node_t *a, ch_node_t *b, ch_send_t *first)
+{
+    uv_timer_init(loop, watchdog);
+    uv_timer_start(watchdog, on_watchdog, ms, 0);
+    ch_node_send(a, first);
+    uv_run(loop, UV_RUN_DEFAULT);
+    ch_node_free(a);
+    ch_node_free(b);
+    uv_loop_close(loop);
+}
+
 #endif
