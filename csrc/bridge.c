@@ -133,6 +133,8 @@ static void fdpair_close(ch_fdpair_t *p)
  * CH_EV_HURRY_NS after ch_bridge_hurry (somebody waits on a Future) it
  * does not gather. */
 #define CH_EV_BATCH 2048
+/* Messages up to this size (header and data) are copied into the inbox. */
+#define CH_INBOX_MSG_MAX 4096u
 #define CH_EV_GATHER_NS 1000000u
 #define CH_EV_HURRY_NS 5000000u
 
@@ -201,6 +203,7 @@ struct ch_bridge {
                        * drains the queues) before it sleeps: no wake-up */
     int fd_used;      /* ch_bridge_fd was asked: keep the fd's state */
     int loop_closed;  /* ch_bridge_close closed the loop already */
+    ch_inbox_t inbox; /* see ch_bridge_set_inbox; under mu */
     uint16_t port;
     uint8_t identity[CH_ID_SIZE];
 };
@@ -440,9 +443,75 @@ static int cmd_unref(ch_bcmd_t *cmd)
 
 /* ------------------------------------------------------- loop thread side */
 
+/* Queue a received message for recv; under mu. */
+static void mq_append(ch_bridge_t *b, ch_message_t *msg)
+{
+    msg->next_ = NULL;
+    if (b->mq_tail != NULL)
+        b->mq_tail->next_ = msg;
+    else
+        b->mq_head = msg;
+    b->mq_tail = msg;
+    b->mq_len++;
+    b->sig_msg = 1;
+}
+
+/* A copy of a small message that needs no ACK, in the inbox (the loop
+ * then frees its slot at once: the connection reads on while the
+ * application is busy, and releasing it needs no wake-up of the loop
+ * thread); NULL when the message is not such or does not fit now, and
+ * it stays in its slot.  Under mu. */
+static ch_message_t *inbox_copy(ch_bridge_t *b, const ch_message_t *m)
+{
+    ch_message_t *c;
+    uint8_t *p;
+    size_t body = (size_t)m->header_len + m->data_len;
+    if ((m->type & CH_MSG_REQ_ACK) || body > CH_INBOX_MSG_MAX)
+        return NULL;
+    c = ch_inbox_alloc(&b->inbox, sizeof(*c) + body);
+    if (c == NULL)
+        return NULL;
+    *c = *m;
+    p = (uint8_t *)(c + 1);
+    if (m->header_len > 0)
+        memcpy(p, m->header, m->header_len);
+    if (m->data_len > 0)
+        memcpy(p + m->header_len, m->data, m->data_len);
+    c->header = p;
+    c->data = p + m->header_len;
+    c->conn_ = NULL;
+    c->buf_ = NULL;
+    c->state_ = CH_MS_INBOX;
+    return c;
+}
+
+/* Give received messages back (a chain linked by next_, ended by NULL):
+ * inbox copies at once, the others queued for the loop thread; under
+ * mu. */
+static void release_chain(ch_bridge_t *b, ch_message_t *m)
+{
+    ch_message_t *head = NULL, *tail = NULL, *next;
+    for (; m != NULL; m = next) {
+        next = m->next_;
+        if (m->state_ == CH_MS_INBOX) {
+            m->state_ = CH_MS_FREE;
+            ch_inbox_give_back(&b->inbox, m);
+            continue;
+        }
+        if (tail != NULL)
+            tail->next_ = m;
+        else
+            head = m;
+        tail = m;
+    }
+    if (head != NULL)
+        rel_append(b, head, tail);
+}
+
 static void on_message(ch_node_t *node, ch_message_t *msg)
 {
     ch_bridge_t *b = ch_node_user_data(node);
+    ch_message_t *copy;
     int i;
     b->activity++;
     uv_mutex_lock(&b->mu);
@@ -469,14 +538,14 @@ static void on_message(ch_node_t *node, ch_message_t *msg)
         ch_node_release(node, msg); /* nobody waits for it any more */
         return;
     }
-    msg->next_ = NULL;
-    if (b->mq_tail != NULL)
-        b->mq_tail->next_ = msg;
-    else
-        b->mq_head = msg;
-    b->mq_tail = msg;
-    b->mq_len++;
-    b->sig_msg = 1;
+    if (b->inbox.buf != NULL && (copy = inbox_copy(b, msg)) != NULL) {
+        mq_append(b, copy);
+        uv_mutex_unlock(&b->mu);
+        /* Its slot is free again at once: this read goes on with it. */
+        ch_node_release(node, msg);
+        return;
+    }
+    mq_append(b, msg);
     uv_mutex_unlock(&b->mu);
 }
 
@@ -912,6 +981,20 @@ uint16_t ch_bridge_port(ch_bridge_t *b)
 void ch_bridge_identity(ch_bridge_t *b, uint8_t out[CH_ID_SIZE])
 {
     memcpy(out, b->identity, CH_ID_SIZE);
+}
+
+int ch_bridge_set_inbox(ch_bridge_t *b, size_t bytes)
+{
+    int rc;
+    uv_mutex_lock(&b->mu);
+    if (b->closing)
+        rc = CH_ECLOSED;
+    else if (b->inbox.buf != NULL)
+        rc = CH_EINVAL;
+    else
+        rc = ch_inbox_init(&b->inbox, bytes);
+    uv_mutex_unlock(&b->mu);
+    return rc;
 }
 
 int ch_bridge_fd(ch_bridge_t *b)
@@ -1425,9 +1508,10 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         last = m;
     }
     *used = off;
+    last->next_ = NULL;
     uv_mutex_lock(&b->mu);
     if (!b->closing)
-        rel_append(b, taken, last);
+        release_chain(b, taken);
     uv_mutex_unlock(&b->mu);
     return n;
 }
@@ -1444,7 +1528,8 @@ void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n)
     }
     for (i = 0; i + 1 < n; i++)
         msgs[i]->next_ = msgs[i + 1];
-    rel_append(b, msgs[0], msgs[n - 1]);
+    msgs[n - 1]->next_ = NULL;
+    release_chain(b, msgs[0]);
     uv_mutex_unlock(&b->mu);
 }
 
@@ -1546,5 +1631,6 @@ void ch_bridge_free(ch_bridge_t *b)
     fdpair_close(&b->wakefd);
     ch_free(b->eq);
     ch_free(b->reqs);
+    ch_inbox_free(&b->inbox);
     ch_free(b);
 }

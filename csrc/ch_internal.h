@@ -28,6 +28,23 @@
 #define CH_ID_MAGIC "\xc4\x1a\x9b\x2e"
 int ch_identity_is_chirp(const uint8_t id[CH_ID_SIZE]);
 
+/* A ring of bytes for received messages copied out of their slots
+ * (inbox.c); the caller locks. */
+typedef struct ch_inbox {
+    uint8_t *buf;
+    size_t cap;
+    size_t head; /* the oldest block not yet reclaimed */
+    size_t tail; /* where the next block goes */
+    size_t used; /* bytes from head to tail (gaps included) */
+    int wrapped; /* tail is before head */
+} ch_inbox_t;
+int ch_inbox_init(ch_inbox_t *in, size_t cap);
+void ch_inbox_free(ch_inbox_t *in);
+/* n bytes, 8-aligned, or NULL when they do not fit now. */
+void *ch_inbox_alloc(ch_inbox_t *in, size_t n);
+/* Give back what ch_inbox_alloc returned (in any order). */
+void ch_inbox_give_back(ch_inbox_t *in, void *p);
+
 /* ch_send_t.state_ */
 #define CH_SS_NEW 0
 #define CH_SS_QUEUED 1
@@ -41,6 +58,7 @@ int ch_identity_is_chirp(const uint8_t id[CH_ID_SIZE]);
 #define CH_MS_APP 2
 #define CH_MS_ACKQ 3
 #define CH_MS_ACKWRITE 4
+#define CH_MS_INBOX 5 /* a copy in the bridge's inbox, no slot of its own */
 
 /* conn states */
 #define CH_CS_CONNECTING 0
@@ -81,6 +99,8 @@ struct ch_conn {
     int handle_closed;
     int writing;
     int stalled;
+    int pumping; /* in pump(): a slot freed meanwhile is taken by it, so
+                  * ch_conn_slot_free does not resume (no recursion) */
     int encrypted;
     int draining; /* node closing: close once the queued ACKs are out */
     ch_remote_t *remote;

@@ -311,6 +311,15 @@ typedef struct ch_msg_meta {
 int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
                         char *buf, size_t buflen, int timeout_ms,
                         size_t *used);
+/* Give the node an inbox of `bytes` bytes: received messages of up to
+ * 4 KiB (header and data) that need no ACK are copied into it and their
+ * slots freed at once, so the connection reads on while the application
+ * is busy, and releasing them needs no wake-up of the loop thread.  For
+ * receivers that copy every message anyway (an auto-release binding).
+ * Bounded: while the inbox is full, messages wait in their slots as
+ * without one.  Once per bridge: CH_EINVAL for a second call or a size
+ * below 64 bytes or above 2 GiB; CH_ENOMEM; CH_ECLOSED. */
+int ch_bridge_set_inbox(ch_bridge_t *b, size_t bytes);
 /* Release messages obtained from ch_bridge_recv or a CH_EV_REPLY. */
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
 /* Wait for completion events; same returns as ch_bridge_recv. */

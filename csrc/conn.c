@@ -199,7 +199,7 @@ void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
         maybe_free(c);
         return;
     }
-    if (c->stalled && c->state != CH_CS_CLOSING)
+    if (c->stalled && !c->pumping && c->state != CH_CS_CLOSING)
         ch_conn_resume(c);
 }
 
@@ -366,7 +366,7 @@ static int process(ch_conn_t *c)
 
 /* Parse everything available (plaintext, or what TLS decrypts), then make
  * sure the connection reads again unless every slot is taken. */
-static void pump(ch_conn_t *c)
+static void pump_once(ch_conn_t *c)
 {
     for (;;) {
         char why[CH_DETAIL_SIZE];
@@ -407,6 +407,16 @@ static void pump(ch_conn_t *c)
         c->stalled = 0;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
+}
+
+/* pump_once, marked: a message released from inside the receive
+ * callback frees its slot for this very pump (the next message takes
+ * it), instead of starting another pump inside this one. */
+static void pump(ch_conn_t *c)
+{
+    c->pumping++;
+    pump_once(c);
+    c->pumping--;
 }
 
 void ch_conn_resume(ch_conn_t *c)

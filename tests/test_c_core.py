@@ -169,3 +169,10 @@ def test_cork_writes_queued_sends_at_once(tmp_path) -> None:
     assert "corked: 50 queued, writing 0" in proc.stdout
     assert "uncorked: writing 1, 50 messages in the write, 0 queued" in proc.stdout
     assert "received 50, in order: yes" in proc.stdout
+
+
+def test_inbox_ring(tmp_path) -> None:
+    """The bridge's inbox ring: random takes and give-backs never overlap
+    or corrupt held blocks, refuse only when full, wrap and reclaim."""
+    proc = _run_c_test(_build_c_test(tmp_path, "inbox"))
+    assert "inbox: ok" in proc.stdout, proc.stdout
