@@ -172,7 +172,41 @@ _FUTURE_FIELDS = frozenset(("_condition", "_state", "_result", "_exception", "_w
 # The lazy Future below relies on concurrent.futures.Future's fields; on a
 # Python whose Future has other fields it falls back to the plain one.
 _LAZY_FUTURES = set(vars(Future())) == _FUTURE_FIELDS
-_WATCH_FIELDS = frozenset(("_condition", "_waiters", "_done_callbacks"))
+
+
+def _watch(fut: Future) -> None:
+    """Give a lazy Future the Condition and lists a Future waits with (on
+    first use of any of them), and make the pump hand out its completion
+    at once while it is pending: somebody waits or watches."""
+    with _FUTURE_LOCK:
+        if not fut._watched:  # type: ignore[attr-defined]
+            d = fut.__dict__
+            d["_cond"] = threading.Condition()
+            d["_waiter_list"] = []
+            d["_callback_list"] = []
+            fut._watched = True  # type: ignore[attr-defined]
+    ref = fut._core_ref  # type: ignore[attr-defined]
+    core = ref() if ref is not None else None
+    if core is not None and fut._state == _PENDING:  # type: ignore[attr-defined]
+        lib.ch_bridge_hurry(core.b)
+
+
+def _lazy_field(key: str) -> property:
+    """One of Future's _condition, _waiters, _done_callbacks, made by
+    _watch when first used.  A property rather than __getattr__: a class
+    with __getattr__ makes every attribute lookup on its instances slow."""
+
+    def get(self: Future) -> Any:
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            _watch(self)
+            return self.__dict__[key]
+
+    def put(self: Future, value: Any) -> None:
+        self.__dict__[key] = value
+
+    return property(get, put)
 
 
 class _ChirpFuture(Future):
@@ -191,22 +225,11 @@ class _ChirpFuture(Future):
     _watched = False  # the Condition and lists exist: notify on finishing
     _request = False  # a request: finished by its reply, not its send
     _core_ref: Any = None  # weakref to the _Core whose pump finishes it
+    _condition = _lazy_field("_cond")
+    _waiters = _lazy_field("_waiter_list")
+    _done_callbacks = _lazy_field("_callback_list")
 
     __init__ = object.__init__  # nothing to set: the class defaults hold
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in _WATCH_FIELDS:
-            raise AttributeError(name)
-        with _FUTURE_LOCK:
-            if not self._watched:
-                self._condition = threading.Condition()
-                self._waiters: list = []
-                self._done_callbacks: list = []
-                self._watched = True
-        core = self._core_ref() if self._core_ref is not None else None
-        if core is not None and self._state == _PENDING:
-            lib.ch_bridge_hurry(core.b)  # the pump delivers at once for a while
-        return self.__dict__[name]
 
     def _finish(self, result: Any, exc: BaseException | None) -> None:
         """Set the outcome (the pump, or a failing call): by assignment
@@ -256,6 +279,9 @@ class _ChirpFuture(Future):
 class _PlainChirpFuture(_ChirpFuture):
     """The fallback for a Python whose Future has other fields than
     _ChirpFuture expects: a whole Future, Condition made at once."""
+
+    # Plain attributes again (Future.__init__ sets them on the instance).
+    _condition = _waiters = _done_callbacks = None  # type: ignore[assignment]
 
     def __init__(self) -> None:
         Future.__init__(self)
