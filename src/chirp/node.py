@@ -185,6 +185,7 @@ def _watch(fut: Future) -> None:
             d["_waiter_list"] = []
             d["_callback_list"] = []
             fut._watched = True  # type: ignore[attr-defined]
+            fut._plain = False  # type: ignore[attr-defined]
     ref = fut._core_ref  # type: ignore[attr-defined]
     core = ref() if ref is not None else None
     if core is not None and fut._state == _PENDING:  # type: ignore[attr-defined]
@@ -224,6 +225,8 @@ class _ChirpFuture(Future):
     _exception: BaseException | None = None
     _watched = False  # the Condition and lists exist: notify on finishing
     _request = False  # a request: finished by its reply, not its send
+    _plain = True  # neither: the pump finishes it with one assignment
+    _token = 0  # a request's token (a plain send needs none)
     _core_ref: Any = None  # weakref to the _Core whose pump finishes it
     _condition = _lazy_field("_cond")
     _waiters = _lazy_field("_waiter_list")
@@ -286,9 +289,11 @@ class _PlainChirpFuture(_ChirpFuture):
     def __init__(self) -> None:
         Future.__init__(self)
         self._watched = True
+        self._plain = False
 
 
 _new_future = _ChirpFuture if _LAZY_FUTURES else _PlainChirpFuture
+_NO_FUTURES = itertools.repeat(_ChirpFuture())  # see _Core._succeed
 
 
 class _Core:
@@ -532,6 +537,8 @@ class _Core:
         self.pending[token] = fut
         if request:
             fut._request = True
+            fut._plain = False
+            fut._token = token
             if timeout is not None:
                 with self.lock:
                     heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
@@ -648,20 +655,21 @@ class _Core:
             for t in range(first, first + count):
                 self.keep.pop(t, None)
         slow = []
-        pop = pending.pop
         with _FUTURE_LOCK:
-            for t in range(first, first + count):
-                fut = pop(t, None)
-                if fut is None:
-                    continue
-                if fut._request:
-                    pending[t] = fut  # finished by its reply
-                elif fut._watched:
-                    slow.append(fut)  # somebody waits: notify them
-                elif fut._state == _PENDING:
+            # map() pops in C; a token with no Future (a waited send's)
+            # yields _NO_FUTURE, which takes the assignment harmlessly.
+            for fut in map(pending.pop, range(first, first + count), _NO_FUTURES):
+                if fut._plain:
                     fut._state = _FINISHED  # _result and _exception are None
+                else:
+                    slow.append(fut)
         for fut in slow:
-            fut._finish(None, None)
+            if not fut._request:
+                fut._finish(None, None)  # somebody waits: notify them
+                continue
+            pending[fut._token] = fut  # finished by its reply, not this
+            if self.closing:  # close() may have failed the others already
+                fut._finish(None, ClosedError("node closed before the reply arrived"))
 
     def _expire(self) -> None:
         now = time.monotonic()
