@@ -131,11 +131,16 @@ struct ch_conn {
     uint64_t written; /* messages this node wrote on the connection */
     /* TLS (tls.c); NULL/0 on plaintext connections */
     struct ssl_st *ssl;
-    struct bio_st *rbio;
-    struct bio_st *wbio;
+    struct bio_st *bio; /* tls.c's BIO: reads tin, appends to tls_out */
     uint8_t *cbuf; /* ciphertext read buffer */
-    uint8_t *tls_out;
-    size_t tls_out_cap;
+    const uint8_t *tin; /* received ciphertext OpenSSL has not taken yet */
+    size_t tin_len;
+    /* Ciphertext out, two buffers: OpenSSL appends to tls_out[tls_cur]
+     * while the other one may be being written. */
+    uint8_t *tls_out[2];
+    size_t tls_out_cap[2];
+    size_t tls_out_len;
+    int tls_cur;
     int tls_done;
     uint8_t hs_out[CH_HANDSHAKE_SIZE];
     uint8_t noop_hdr[CH_HEADER_SIZE];
@@ -234,7 +239,12 @@ int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
 void ch_tls_ctx_free(struct ssl_ctx_st *ctx);
 int ch_tls_conn_init(ch_conn_t *c, int server);
 void ch_tls_conn_free(ch_conn_t *c);
+/* Ciphertext just read into the buffer ch_tls_read_buffer gave (it
+ * stays there until OpenSSL takes it). */
 int ch_tls_feed(ch_conn_t *c, const uint8_t *data, size_t len);
+/* Where to read ciphertext to: the connection's buffer, after what
+ * OpenSSL has not taken yet. */
+void ch_tls_read_buffer(ch_conn_t *c, uv_buf_t *buf);
 int ch_tls_handshake(ch_conn_t *c, char *why, size_t whylen);
 int ch_tls_read(ch_conn_t *c, uint8_t *out, size_t cap, char *why,
                 size_t whylen);

@@ -430,8 +430,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     uint32_t missing = ch_reader_payload_missing(&c->reader);
     (void)suggested;
     if (c->ssl != NULL) {
-        buf->base = (char *)c->cbuf;
-        buf->len = c->rbuf_size;
+        ch_tls_read_buffer(c, buf);
         return;
     }
     if (missing >= CH_DIRECT_READ && c->rpos == c->rlen && c->cur != NULL) {
@@ -561,7 +560,7 @@ static void start_tls(ch_conn_t *c, int server)
 static void on_tls_read(ch_conn_t *c, const uint8_t *data, size_t len)
 {
     if (ch_tls_feed(c, data, len) != CH_OK) {
-        ch_conn_close(c, CH_ENOMEM, "out of memory buffering TLS input");
+        ch_conn_close(c, CH_EPROTO, "TLS input out of order");
         return;
     }
     if (c->state == CH_CS_TLS) {
