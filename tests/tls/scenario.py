@@ -541,6 +541,36 @@ def sc_crossfire(p):
     emit(kind="result", **out)
 
 
+def sc_stall(p):
+    """A receiver with one slot that holds each message a moment: its
+    connection stops reading with ciphertext still buffered, again and
+    again, and goes on from there; every message arrives intact, in order."""
+    sizes = (10, 20_000, 300, 300_000, 5)
+    count = p.get("count", 120)
+    out = {}
+    with (
+        node(p, "a", synchronous=False) as a,
+        node(p, "b", synchronous=False, max_slots=1, auto_release=p["auto_release"]) as b,
+    ):
+        futs = [
+            a.send_async(to(b), pattern(sizes[i % len(sizes)], seed=i)) for i in range(count)
+        ]
+        ok = 0
+        for i in range(count):
+            try:
+                m = b.recv(timeout=10)
+            except chirp.ChirpTimeoutError:
+                break
+            if bytes(m.data) == pattern(sizes[i % len(sizes)], seed=i):
+                ok += 1
+            if i % 7 == 0:
+                time.sleep(0.02)  # the sender fills TCP meanwhile
+            m.release()
+        out["intact_in_order"] = ok
+        out["errors"] = results(futs)[:3]
+    emit(kind="result", **out)
+
+
 def sc_restart(p):
     """The receiver goes away and comes back on the same port: the sender
     gets an error meanwhile and then a fresh TLS connection works."""
@@ -927,6 +957,7 @@ SCENARIOS = {
     "twoproc": sc_twoproc,
     "wiretap": sc_wiretap,
     "crossfire": sc_crossfire,
+    "stall": sc_stall,
     "restart": sc_restart,
     "idle": sc_idle,
     "reject_other_ca": sc_reject_other_ca,

@@ -87,3 +87,12 @@ def test_wiretap_control_sees_plaintext(scenario):
     assert r["delivered"] and r["answered"], r
     assert r["payload_visible"] and r["header_visible"], r
     assert r["answer_visible"] and r["identity_visible"], r
+
+
+@pytest.mark.parametrize("auto_release", [False, True], ids=["held", "auto"])
+def test_reading_stops_and_resumes_with_ciphertext_buffered(scenario, auto_release):
+    """One slot, a receiver that lingers: the connection stops reading
+    while undecrypted input waits in its buffer, and resumes from it."""
+    r = scenario("stall", auto_release=auto_release, count=120)
+    assert r["errors"] == [], r
+    assert r["intact_in_order"] == 120, r
