@@ -552,9 +552,7 @@ def sc_stall(p):
         node(p, "a", synchronous=False) as a,
         node(p, "b", synchronous=False, max_slots=1, auto_release=p["auto_release"]) as b,
     ):
-        futs = [
-            a.send_async(to(b), pattern(sizes[i % len(sizes)], seed=i)) for i in range(count)
-        ]
+        futs = [a.send_async(to(b), pattern(sizes[i % len(sizes)], seed=i)) for i in range(count)]
         ok = 0
         for i in range(count):
             try:
