@@ -141,6 +141,7 @@ struct ch_conn {
     size_t tls_out_cap[2];
     size_t tls_out_len;
     int tls_cur;
+    int tls_nomem; /* the BIO could not grow tls_out: CH_ENOMEM */
     int tls_done;
     uint8_t hs_out[CH_HANDSHAKE_SIZE];
     uint8_t noop_hdr[CH_HEADER_SIZE];

@@ -320,7 +320,8 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
  * without one.  Once per bridge: CH_EINVAL for a second call or a size
  * below 64 bytes or above 2 GiB; CH_ENOMEM; CH_ECLOSED. */
 int ch_bridge_set_inbox(ch_bridge_t *b, size_t bytes);
-/* Release messages obtained from ch_bridge_recv or a CH_EV_REPLY. */
+/* Release messages obtained from ch_bridge_recv or a CH_EV_REPLY, each
+ * once: a message's memory may hold the next message right after. */
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
 /* Wait for completion events; same returns as ch_bridge_recv. */
 int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms);

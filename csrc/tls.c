@@ -165,8 +165,10 @@ static int conn_bio_write(BIO *bio, const char *in, int len)
     BIO_clear_retry_flags(bio);
     if (len <= 0)
         return 0;
-    if (out_reserve(c, (size_t)len) != CH_OK)
+    if (out_reserve(c, (size_t)len) != CH_OK) {
+        c->tls_nomem = 1; /* SSL_write fails; write_all tells why */
         return -1;
+    }
     memcpy(c->tls_out[c->tls_cur] + c->tls_out_len, in, (size_t)len);
     c->tls_out_len += (size_t)len;
     return len;
@@ -332,8 +334,11 @@ static int write_all(ch_conn_t *c, const char *p, size_t left)
     while (left > 0) {
         int chunk = left > 0x40000000 ? 0x40000000 : (int)left;
         int w = SSL_write(c->ssl, p, chunk);
-        if (w <= 0)
-            return CH_ETLS;
+        if (w <= 0) {
+            int rc = c->tls_nomem ? CH_ENOMEM : CH_ETLS;
+            c->tls_nomem = 0;
+            return rc;
+        }
         p += w;
         left -= (size_t)w;
     }
@@ -348,18 +353,18 @@ int ch_tls_write(ch_conn_t *c, const uv_buf_t *bufs, int n)
 {
     char stage[CH_TLS_STAGE];
     size_t used = 0;
-    int i;
+    int i, rc;
     ERR_clear_error();
     for (i = 0; i < n; i++) {
         size_t len = bufs[i].len;
         if (used + len > CH_TLS_STAGE) {
-            if (write_all(c, stage, used) != CH_OK)
-                return CH_ETLS;
+            if ((rc = write_all(c, stage, used)) != CH_OK)
+                return rc;
             used = 0;
         }
         if (len >= CH_TLS_STAGE) {
-            if (write_all(c, bufs[i].base, len) != CH_OK)
-                return CH_ETLS;
+            if ((rc = write_all(c, bufs[i].base, len)) != CH_OK)
+                return rc;
         } else {
             memcpy(stage + used, bufs[i].base, len);
             used += len;

@@ -290,3 +290,26 @@ def test_collecting_a_node_inside_the_future_lock_does_not_hang():
             gc.collect()
         assert isinstance(request.exception(timeout=10), chirp.ClosedError)
         assert isinstance(send.exception(timeout=10), chirp.ClosedError)
+
+
+def test_a_request_sent_while_closing_stays_for_its_reply(pair):
+    """White box: close() is under way (closing set) when the pump learns
+    that a request was sent.  The request must stay pending, since its
+    reply may come in the same batch of events, rather than fail at once;
+    whatever is still pending when the pump stops fails then."""
+    a, _ = pair
+    core = a._core
+    token = 10**15  # far beyond the node's own tokens
+    fut = chirp.node._new_future()
+    fut._request, fut._plain, fut._token = True, False, token
+    core.pending[token] = fut
+    core.closing = True
+    try:
+        core._succeed(token, 1)
+        assert not fut.done()
+        assert core.pending.get(token) is fut
+    finally:
+        core.closing = False
+    a.close()
+    with pytest.raises(chirp.ClosedError):
+        fut.result(timeout=5.0)

@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import FINISHED as _FINISHED
 from concurrent.futures._base import PENDING as _PENDING
 from typing import Any
@@ -246,10 +246,13 @@ class _ChirpFuture(Future):
                 return
         if self.done():
             return
-        if exc is None:
-            self.set_result(result)
-        else:
-            self.set_exception(exc)
+        try:
+            if exc is None:
+                self.set_result(result)
+            else:
+                self.set_exception(exc)
+        except InvalidStateError:
+            pass  # another thread finished it meanwhile (close vs pump)
 
     def cancel(self) -> bool:
         """Refused: a queued message cannot be recalled."""
@@ -617,6 +620,10 @@ class _Core:
                 break
             if self.deadlines:
                 self._expire()
+        # close() fails what is left too, but when it ran without waiting
+        # for the pump (on this thread, or from the garbage collector) a
+        # request may have been put back after it looked (_succeed).
+        self._fail_left()
 
     def _dispatch(self, events: Any, n: int) -> bool:
         closed = False
@@ -664,12 +671,10 @@ class _Core:
                 else:
                     slow.append(fut)
         for fut in slow:
-            if not fut._request:
+            if fut._request:
+                pending[fut._token] = fut  # finished by its reply, not this
+            else:
                 fut._finish(None, None)  # somebody waits: notify them
-                continue
-            pending[fut._token] = fut  # finished by its reply, not this
-            if self.closing:  # close() may have failed the others already
-                fut._finish(None, ClosedError("node closed before the reply arrived"))
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -849,9 +854,18 @@ class _Core:
         if join and threading.current_thread() is not self.pump_thread:
             self.pump_thread.join()
         self.keep.clear()  # the loop thread is gone: nothing reads them
-        for fut in list(self.pending.values()):
+        self._fail_left()
+
+    def _fail_left(self) -> None:
+        """Fail the Futures still pending (the node is closed).  One at a
+        time: the pump may put a request back meanwhile (see _pump)."""
+        pending = self.pending
+        while pending:
+            try:
+                _, fut = pending.popitem()
+            except KeyError:  # another thread took the last one
+                break
             fut._finish(None, ClosedError("node closed before the reply arrived"))
-        self.pending.clear()
 
 
 def _as_bytes(name: str, value: Any) -> bytes:
