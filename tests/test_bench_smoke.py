@@ -101,3 +101,24 @@ def test_scenario5_c_core(bench: tuple[dict, str]) -> None:
         for r in rows:
             _positive(r)
     assert "ping.c" in table and "c_stream.c" in table
+
+
+def test_tls_cost_program_runs(tmp_path) -> None:
+    """bench/tls_cost.c (OpenSSL's TLS layer alone, for the TLS scenario's
+    ceiling) builds warning-free and round-trips its data intact."""
+    from chirp.pki import make_pki
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    exe = str(tmp_path / "tls_cost")
+    build = subprocess.run(
+        ["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+         os.path.join(ROOT, "bench", "tls_cost.c"), "-lssl", "-lcrypto", "-o", exe],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert build.returncode == 0 and build.stderr == "", build.stderr
+    pem = make_pki(tmp_path / "pki", ["node"])["node"]
+    run = subprocess.run([exe, str(pem), "3"], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 x 1 MiB, TLS 1.3 AES-128-GCM: encrypt" in run.stdout
