@@ -58,6 +58,10 @@ BAD_VALUES = [
     (dict(spin_us=100_001), ValueError, "spin_us"),
     (dict(spin_us=1.5), TypeError, "spin_us"),
     (dict(spin_us="50"), TypeError, "spin_us"),
+    (dict(inbox_size=100), ValueError, "inbox_size"),
+    (dict(inbox_size=2**30 + 1), ValueError, "inbox_size"),
+    (dict(inbox_size=True), TypeError, "inbox_size"),
+    (dict(inbox_size=4096.0), TypeError, "inbox_size"),
     (dict(no_such_option=1), TypeError, "no_such_option"),
     (dict(Port=1), TypeError, "Port"),
 ]
@@ -127,6 +131,7 @@ def test_config_defaults():
     assert cfg.bind_v6 == "::"
     assert cfg.identity is None
     assert cfg.spin_us == 50
+    assert cfg.inbox_size == 256 * 1024
 
 
 def test_node_config_reflects_defaults_and_overrides():
@@ -259,6 +264,7 @@ valid_options = st.fixed_dictionaries(
         "identity": st.binary(min_size=16, max_size=16),
         "buffer_size": st.sampled_from([0, 1024, 4096, 65536, 1 << 20]),
         "spin_us": st.sampled_from([0, 1, 50, 2000]),
+        "inbox_size": st.sampled_from([0, 4096, 65536, 1 << 20]),
     },
 )
 

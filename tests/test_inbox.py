@@ -62,3 +62,26 @@ def test_synchronous_messages_are_not_copied_before_the_application_takes_them(n
     assert first.result(timeout=5.0) is None
     assert rx.recv(timeout=5.0).data == b"two"
     assert second.result(timeout=5.0) is None
+
+
+def test_without_an_inbox_the_slots_hold_the_sender_back_sooner(node_factory):
+    """inbox_size=0: a node that does not read holds one slot and TCP's
+    buffers; with a 16 MiB inbox it takes about 4,000 more 4 KB messages
+    before the sender waits.  Both deliver everything, in order, once read."""
+    done = {}
+    big = 16 * 1024 * 1024
+    for size in (0, big):
+        rx = node_factory(synchronous=False, timeout=60.0, max_slots=1, inbox_size=size)
+        tx = node_factory(synchronous=False, timeout=60.0)
+        assert rx.config.inbox_size == size
+        n = 8000
+        pad = b"y" * 3990
+        futs = [tx.send_async(addr(rx), b"%010d" % i + pad) for i in range(n)]
+        time.sleep(1.5)
+        done[size] = sum(f.done() for f in futs)
+        got = []
+        while len(got) < n:
+            got += [number_of(m.data) for m in rx.recv_many(256, timeout=30.0)]
+        assert got == list(range(n))
+        assert all(f.exception(timeout=30.0) is None for f in futs)
+    assert done[0] + 2000 < done[big], done

@@ -35,6 +35,7 @@ class Config:
     auto_release: bool = True
     max_inflight: int = 16
     spin_us: int = 50
+    inbox_size: int = 256 * 1024
 
     def __post_init__(self) -> None:
         self.validate()
@@ -68,6 +69,8 @@ class Config:
         _bool("auto_release", self.auto_release)
         _int("max_inflight", self.max_inflight, 1, 1024)
         _int("spin_us", self.spin_us, 0, 100_000)
+        if self.inbox_size != 0 or isinstance(self.inbox_size, bool):
+            _int("inbox_size", self.inbox_size, 4096, 1024 * _MIB, "0 or ")
 
     @classmethod
     def option_names(cls) -> list[str]:

@@ -41,7 +41,6 @@ Buffer = bytes | bytearray | memoryview
 _BATCH = 256
 _BIG_BATCH = 1  # messages too big for the copy buffer taken at once
 _COPY_BUF = 256 * 1024  # per receiving thread; bigger messages skip the copy path
-_INBOX = 256 * 1024  # per node: received small messages copied out of their slots
 _SLICE_MS = 200  # blocking waits wake up this often so Ctrl-C works
 _DETAIL = 256  # bytes for an error detail from the core
 _SEND_REQUEST = lib.CH_SEND_REQUEST
@@ -344,11 +343,11 @@ class _Core:
         lib.ch_bridge_identity(self.b, ident)
         self.identity: bytes = bytes(ident)
         self.auto_release = cfg.auto_release
-        if cfg.auto_release:
+        if cfg.auto_release and cfg.inbox_size:
             # Every message is copied into Python anyway: let the core copy
             # small ones out of their slots at once (bounded; without it,
             # ENOMEM, messages simply wait in their slots).
-            lib.ch_bridge_set_inbox(self.b, _INBOX)
+            lib.ch_bridge_set_inbox(self.b, cfg.inbox_size)
         self.small = min(cfg.max_msg_size, 0xFFFF)  # no size check needed up to here
         self.lock = threading.Lock()
         self.closing = False
