@@ -203,6 +203,7 @@ struct ch_bridge {
                        * drains the queues) before it sleeps: no wake-up */
     int fd_used;      /* ch_bridge_fd was asked: keep the fd's state */
     int loop_closed;  /* ch_bridge_close closed the loop already */
+    int poked;        /* woken by expect_answer: spin after the wake-up */
     ch_inbox_t inbox; /* see ch_bridge_set_inbox; under mu */
     uint16_t port;
     uint8_t identity[CH_ID_SIZE];
@@ -748,11 +749,15 @@ static void drain(ch_bridge_t *b)
 {
     ch_bcmd_t *cmds;
     ch_message_t *rels;
-    int closing;
+    int closing, poked;
     uv_mutex_lock(&b->mu);
     take_queues(b, &cmds, &rels, &closing);
     b->running = 1;
+    poked = b->poked;
+    b->poked = 0;
     uv_mutex_unlock(&b->mu);
+    if (poked)
+        b->activity++; /* spin: the answer is on its way */
     run_queues(b, cmds, rels, closing);
 }
 
@@ -1436,6 +1441,19 @@ int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
     return n;
 }
 
+/* The application just took messages, and often answers them at once:
+ * a loop thread that sleeps is woken to spin for spin_ns, so that the
+ * answer does not wait for a wake-up of its own (releasing slots used to
+ * do this; inbox copies are given back without the loop).  Under mu. */
+static void expect_answer(ch_bridge_t *b)
+{
+    if (b->spin_ns > 0 && !b->awake && !b->running && !b->poked &&
+        !b->closing && b->cmd_head == NULL && b->rel_head == NULL) {
+        b->poked = 1;
+        wake_loop(b);
+    }
+}
+
 /* Bytes a message takes in ch_bridge_recv_copy's buffer. */
 static size_t copy_size(const ch_message_t *m)
 {
@@ -1510,8 +1528,10 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
     *used = off;
     last->next_ = NULL;
     uv_mutex_lock(&b->mu);
-    if (!b->closing)
+    if (!b->closing) {
         release_chain(b, taken);
+        expect_answer(b);
+    }
     uv_mutex_unlock(&b->mu);
     return n;
 }
