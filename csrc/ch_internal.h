@@ -131,7 +131,6 @@ struct ch_conn {
     uint64_t written; /* messages this node wrote on the connection */
     /* TLS (tls.c); NULL/0 on plaintext connections */
     struct ssl_st *ssl;
-    struct bio_st *bio; /* tls.c's BIO: reads tin, appends to tls_out */
     uint8_t *cbuf; /* ciphertext read buffer */
     const uint8_t *tin; /* received ciphertext OpenSSL has not taken yet */
     size_t tin_len;
@@ -242,7 +241,7 @@ int ch_tls_conn_init(ch_conn_t *c, int server);
 void ch_tls_conn_free(ch_conn_t *c);
 /* Ciphertext just read into the buffer ch_tls_read_buffer gave (it
  * stays there until OpenSSL takes it). */
-int ch_tls_feed(ch_conn_t *c, const uint8_t *data, size_t len);
+void ch_tls_feed(ch_conn_t *c, const uint8_t *data, size_t len);
 /* Where to read ciphertext to: the connection's buffer, after what
  * OpenSSL has not taken yet. */
 void ch_tls_read_buffer(ch_conn_t *c, uv_buf_t *buf);

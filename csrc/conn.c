@@ -559,10 +559,7 @@ static void start_tls(ch_conn_t *c, int server)
 
 static void on_tls_read(ch_conn_t *c, const uint8_t *data, size_t len)
 {
-    if (ch_tls_feed(c, data, len) != CH_OK) {
-        ch_conn_close(c, CH_EPROTO, "TLS input out of order");
-        return;
-    }
+    ch_tls_feed(c, data, len);
     if (c->state == CH_CS_TLS) {
         tls_step(c);
         return;

@@ -227,7 +227,6 @@ int ch_tls_conn_init(ch_conn_t *c, int server)
     else
         SSL_set_connect_state(ssl);
     c->ssl = ssl;
-    c->bio = bio;
     c->tin = NULL;
     c->tin_len = 0;
     return CH_OK;
@@ -239,7 +238,6 @@ void ch_tls_conn_free(ch_conn_t *c)
     if (c->ssl != NULL)
         SSL_free(c->ssl); /* frees the BIO */
     c->ssl = NULL;
-    c->bio = NULL;
     for (i = 0; i < 2; i++) {
         ch_free(c->tls_out[i]);
         c->tls_out[i] = NULL;
@@ -248,19 +246,13 @@ void ch_tls_conn_free(ch_conn_t *c)
     c->tls_out_len = 0;
 }
 
-int ch_tls_feed(ch_conn_t *c, const uint8_t *data, size_t len)
+void ch_tls_feed(ch_conn_t *c, const uint8_t *data, size_t len)
 {
-    /* Read into the connection's buffer, right after what OpenSSL has not
-     * taken yet, if anything (see ch_tls_read_buffer). */
-    if (c->tin_len > 0 && data == c->tin + c->tin_len) {
-        c->tin_len += len;
-        return CH_OK;
-    }
-    if (c->tin_len > 0)
-        return CH_EPROTO; /* would lose ciphertext: never expected */
-    c->tin = data;
-    c->tin_len = len;
-    return CH_OK;
+    /* data is right after what OpenSSL has not taken yet, if anything:
+     * ch_tls_read_buffer put it there. */
+    if (c->tin_len == 0)
+        c->tin = data;
+    c->tin_len += len;
 }
 
 void ch_tls_read_buffer(ch_conn_t *c, uv_buf_t *buf)

@@ -304,7 +304,7 @@ def test_a_request_sent_while_closing_stays_for_its_reply(pair):
     core = a._core
     token = 10**15  # far beyond the node's own tokens
     fut = chirp.node._new_future()
-    fut._request, fut._plain, fut._token = True, False, token
+    fut._plain, fut._token = False, token
     core.pending[token] = fut
     core.closing = True
     try:

@@ -223,9 +223,8 @@ class _ChirpFuture(Future):
     _result: Any = None
     _exception: BaseException | None = None
     _watched = False  # the Condition and lists exist: notify on finishing
-    _request = False  # a request: finished by its reply, not its send
-    _plain = True  # neither: the pump finishes it with one assignment
-    _token = 0  # a request's token (a plain send needs none)
+    _token = 0  # a request's token: finished by its reply, not its send
+    _plain = True  # nobody watches, not a request: the pump assigns its state
     _core_ref: Any = None  # weakref to the _Core whose pump finishes it
     _condition = _lazy_field("_cond")
     _waiters = _lazy_field("_waiter_list")
@@ -538,9 +537,8 @@ class _Core:
         # refuses the send (CH_ECLOSED).
         self.pending[token] = fut
         if request:
-            fut._request = True
-            fut._plain = False
             fut._token = token
+            fut._plain = False
             if timeout is not None:
                 with self.lock:
                     heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
@@ -663,14 +661,15 @@ class _Core:
         slow = []
         with _FUTURE_LOCK:
             # map() pops in C; a token with no Future (a waited send's)
-            # yields _NO_FUTURE, which takes the assignment harmlessly.
+            # yields the stand-in of _NO_FUTURES, which takes the
+            # assignment harmlessly.
             for fut in map(pending.pop, range(first, first + count), _NO_FUTURES):
                 if fut._plain:
                     fut._state = _FINISHED  # _result and _exception are None
                 else:
                     slow.append(fut)
         for fut in slow:
-            if fut._request:
+            if fut._token:
                 pending[fut._token] = fut  # finished by its reply, not this
             else:
                 fut._finish(None, None)  # somebody waits: notify them
