@@ -103,22 +103,43 @@ def test_scenario5_c_core(bench: tuple[dict, str]) -> None:
     assert "ping.c" in table and "c_stream.c" in table
 
 
-def test_tls_cost_program_runs(tmp_path) -> None:
-    """bench/tls_cost.c (OpenSSL's TLS layer alone, for the TLS scenario's
-    ceiling) builds warning-free and round-trips its data intact."""
+def _build_tls_program(tmp_path, name: str) -> tuple[str, str, dict[str, str]]:
+    """Builds bench/NAME.c warning-free (an OpenSSL-only program) and makes
+    a certificate chain for it; returns the program, the PEM and the env."""
     from chirp.pki import make_pki
 
     if shutil.which("cc") is None:
         pytest.skip("no C compiler")
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    exe = str(tmp_path / "tls_cost")
+    exe = str(tmp_path / name)
     build = subprocess.run(
         ["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
-         os.path.join(ROOT, "bench", "tls_cost.c"), "-lssl", "-lcrypto", "-o", exe],
+         os.path.join(ROOT, "bench", name + ".c"), "-lssl", "-lcrypto", "-o", exe],
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert build.returncode == 0 and build.stderr == "", build.stderr
-    pem = make_pki(tmp_path / "pki", ["node"])["node"]
-    run = subprocess.run([exe, str(pem), "3"], capture_output=True, text=True, timeout=60, env=env)
+    return exe, str(make_pki(tmp_path / "pki", ["node"])["node"]), env
+
+
+def test_tls_cost_program_runs(tmp_path) -> None:
+    """bench/tls_cost.c (OpenSSL's TLS layer alone, for the TLS scenario's
+    ceiling) builds warning-free and round-trips its data intact."""
+    exe, pem, env = _build_tls_program(tmp_path, "tls_cost")
+    run = subprocess.run([exe, pem, "3"], capture_output=True, text=True, timeout=60, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 x 1 MiB, TLS 1.3 AES-128-GCM: encrypt" in run.stdout
+
+
+@pytest.mark.parametrize("mode", ["tls", "tls-gather", "plain"])
+def test_tls_ceiling_program_runs(tmp_path, mode: str) -> None:
+    """bench/tls_ceiling.c (the bare C stream the TLS target is judged
+    against) builds warning-free and streams every byte in each mode."""
+    exe, pem, env = _build_tls_program(tmp_path, "tls_ceiling")
+    run = subprocess.run(
+        [exe, pem, mode, "20"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    kind = "plain" if mode == "plain" else "TLS"
+    assert f"{kind} receiver: " in run.stdout and f"{kind} sender: " in run.stdout, run.stdout
+    bad = subprocess.run([exe, pem, "rot13"], capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and "usage:" in bad.stderr
