@@ -3,44 +3,17 @@ messages without Python, and runs clean under valgrind."""
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The C program is built without sanitizers: keep a sanitizer run's preload away from it.
-CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+from cbuild import CLEAN_ENV, build_c_test, build_with_core
 
 
 @pytest.fixture(scope="module")
 def c_ping(tmp_path_factory: pytest.TempPathFactory) -> str:
-    exe = str(tmp_path_factory.mktemp("cbuild") / "c_ping")
-    sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
-    cmd = [
-        "cc",
-        "-std=c99",
-        "-O1",
-        "-g",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-I",
-        os.path.join(ROOT, "csrc"),
-        os.path.join(ROOT, "examples", "ping.c"),
-        *sources,
-        "-luv",
-        "-lssl",
-        "-lcrypto",
-        "-o",
-        exe,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == "", proc.stderr  # no warnings either
-    return exe
+    return build_with_core("examples/ping.c", str(tmp_path_factory.mktemp("cbuild") / "c_ping"))
 
 
 @pytest.mark.parametrize("mode", [[], ["-s"]], ids=["async", "sync"])
@@ -79,20 +52,6 @@ def test_c_example_under_valgrind(c_ping: str, mode: list[str]) -> None:
     assert "received 500" in proc.stdout
 
 
-def _build_c_test(out_dir, name: str) -> str:
-    """Build tests/c/NAME.c with the whole core (warnings are errors)."""
-    exe = str(out_dir / name)
-    sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
-    cmd = [
-        "cc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-        "-I", os.path.join(ROOT, "csrc"), os.path.join(ROOT, "tests", "c", name + ".c"),
-        *sources, "-luv", "-lssl", "-lcrypto", "-o", exe,
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
-    assert proc.returncode == 0, proc.stderr
-    return exe
-
-
 def _run_c_test(exe: str) -> subprocess.CompletedProcess:
     """Run a C test program (under valgrind's leak check when installed);
     it must exit 0."""
@@ -106,7 +65,7 @@ def _run_c_test(exe: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def alloc_fail(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return _build_c_test(tmp_path_factory.mktemp("cbuild"), "alloc_fail")
+    return build_c_test(tmp_path_factory.mktemp("cbuild"), "alloc_fail")
 
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
@@ -143,7 +102,7 @@ def test_allocation_failures_leak_nothing(alloc_fail: str, every: int) -> None:
 def test_write_completing_as_its_connection_closes(tmp_path) -> None:
     """Regression: a synchronous message written just before its connection
     closed waited forever for an ACK; it must fail with an error."""
-    proc = _run_c_test(_build_c_test(tmp_path, "closing_write"))
+    proc = _run_c_test(build_c_test(tmp_path, "closing_write"))
     assert "victim completed: CH_ECONN" in proc.stdout
 
 
@@ -151,7 +110,7 @@ def test_write_completing_as_its_connection_closes(tmp_path) -> None:
 def test_a_reset_while_writing_costs_sends_not_the_process(tmp_path, mode: list[str]) -> None:
     """SIGPIPE is ignored unless the program chose otherwise (its handler is
     kept), and a peer resetting the connection mid-write fails the sends."""
-    exe = _build_c_test(tmp_path, "sigpipe")
+    exe = build_c_test(tmp_path, "sigpipe")
     proc = subprocess.run(
         [exe, *mode], capture_output=True, text=True, timeout=60, env=CLEAN_ENV
     )  # fmt: skip
@@ -165,7 +124,7 @@ def test_cork_writes_queued_sends_at_once(tmp_path) -> None:
     """Sends queued under ch_node_cork are written by one write at the
     outer ch_node_uncork (the bridge corks around each batch of commands),
     and arrive in order."""
-    proc = _run_c_test(_build_c_test(tmp_path, "cork"))
+    proc = _run_c_test(build_c_test(tmp_path, "cork"))
     assert "corked: 50 queued, writing 0" in proc.stdout
     assert "uncorked: writing 1, 50 messages in the write, 0 queued" in proc.stdout
     assert "received 50, in order: yes" in proc.stdout
@@ -174,5 +133,5 @@ def test_cork_writes_queued_sends_at_once(tmp_path) -> None:
 def test_inbox_ring(tmp_path) -> None:
     """The bridge's inbox ring: random takes and give-backs never overlap
     or corrupt held blocks, refuse only when full, wrap and reclaim."""
-    proc = _run_c_test(_build_c_test(tmp_path, "inbox"))
+    proc = _run_c_test(build_c_test(tmp_path, "inbox"))
     assert "inbox: ok" in proc.stdout, proc.stdout

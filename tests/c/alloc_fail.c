@@ -10,7 +10,13 @@
  * small messages must still be delivered on the established connection
  * (they use the preallocated slots), without a single failure.
  *
- * Usage: alloc_fail EVERY COUNT [sync]
+ * With tls, the nodes encrypt (run it in a network namespace where ADDRESS
+ * is a local, non-loopback address); with tls+openssl, OpenSSL's own
+ * allocations fail every Nth time as well, from a count of their own
+ * (EVERY 0 fails only the core's: OpenSSL 3.0 allocates a little for each
+ * record it writes, so no TLS connection writes when no allocation works).
+ *
+ * Usage: alloc_fail EVERY COUNT [sync|async] [tls|tls+openssl PEM DH_PEM ADDR]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
@@ -18,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "testkit.h"
 
@@ -29,6 +37,37 @@ static uv_timer_t watchdog;
 static int timed_out;
 static ch_send_t *reqs;
 static uint8_t small[100], large[64000];
+static const char *address = "127.0.0.1";
+
+/* OpenSSL's allocations: every ssl_every-th fails while it is not 0. */
+static long ssl_every, ssl_calls, ssl_failures;
+static int ssl_inject;
+
+static int ssl_should_fail(void)
+{
+    if (ssl_every == 0 || ++ssl_calls % ssl_every != 0)
+        return 0;
+    ssl_failures++;
+    return 1;
+}
+
+static void *ssl_malloc(size_t n, const char *file, int line)
+{
+    (void)file, (void)line;
+    return ssl_should_fail() ? NULL : malloc(n);
+}
+
+static void *ssl_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file, (void)line;
+    return ssl_should_fail() ? NULL : realloc(p, n);
+}
+
+static void ssl_free(void *p, const char *file, int line)
+{
+    (void)file, (void)line;
+    free(p);
+}
 
 static void on_closed(ch_node_t *n)
 {
@@ -93,7 +132,7 @@ static void send_batch(long from, long count)
     for (i = from; i < from + count; i++) {
         ch_send_t *s = &reqs[i];
         ch_send_init(s);
-        ch_parse_address("127.0.0.1", &s->ip_protocol, s->address);
+        ch_parse_address(address, &s->ip_protocol, s->address);
         s->port = ch_node_port(B);
         if (i % 3 == 0 && every != 0) {
             /* Sizes vary so that the node's spare big buffers fit only
@@ -110,6 +149,8 @@ static void send_batch(long from, long count)
         else
             completed++, failed++; /* refused up front: no callback */
     }
+    if (completed == phase_target) /* all refused: no callback will */
+        uv_timer_start(&settle, on_settled, phase == 1 ? 30 : 300, 0);
 }
 
 #define ROUND 25
@@ -128,12 +169,15 @@ static void start_phase1(void)
     ok = failed = received = completed = 0;
     next_index = 0;
     ch_alloc_inject(every == 0 ? 0 : -1, every);
+    ssl_calls = ssl_failures = 0;
+    ssl_every = ssl_inject ? every : 0;
     next_round();
 }
 
 static void start_phase2(void)
 {
-    long failures = ch_alloc_failures();
+    long failures = ch_alloc_failures() + ssl_failures;
+    ssl_every = 0;
     if (every == 0 && (ok != count || received != count)) {
         printf("established connection: %ld of %ld delivered, %ld failed\n",
                received, count, failed);
@@ -167,6 +211,7 @@ static void on_watchdog(uv_timer_t *t)
     uv_close((uv_handle_t *)&watchdog, NULL);
     uv_close((uv_handle_t *)&settle, NULL);
     ch_alloc_inject(-1, 0);
+    ssl_every = 0;
     ch_node_close(A, on_closed);
     ch_node_close(B, on_closed);
 }
@@ -175,15 +220,31 @@ int main(int argc, char **argv)
 {
     ch_config_t cfg;
     uv_loop_t loop;
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s EVERY COUNT [sync]\n", argv[0]);
+    if (argc < 3 || (argc > 4 && (argc != 8 || (strcmp(argv[4], "tls") != 0 &&
+                                                 strcmp(argv[4], "tls+openssl") != 0)))) {
+        fprintf(stderr, "usage: %s EVERY COUNT [sync|async] "
+                        "[tls|tls+openssl PEM DH_PEM ADDR]\n",
+                argv[0]);
         return 2;
+    }
+    /* Before OpenSSL allocates anything. */
+    if (CRYPTO_set_mem_functions(ssl_malloc, ssl_realloc, ssl_free) != 1) {
+        fprintf(stderr, "cannot set OpenSSL's allocation functions\n");
+        return 1;
     }
     every = atol(argv[1]);
     count = atol(argv[2]);
     uv_loop_init(&loop);
     sync_mode = argc > 3 && strcmp(argv[3], "sync") == 0;
     kit_config(&cfg, sync_mode, 2.0);
+    if (argc == 8) {
+        cfg.disable_encryption = 0;
+        cfg.cert_chain_pem = argv[5];
+        cfg.dh_params_pem = argv[6];
+        address = argv[7];
+        ssl_inject = strcmp(argv[4], "tls+openssl") == 0;
+        strcpy(cfg.bind_v4, address);
+    }
     if (kit_two_nodes(&loop, &cfg, on_msg, &A, &B) != 0)
         return 1;
     reqs = calloc((size_t)count + 30, sizeof(*reqs));

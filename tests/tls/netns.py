@@ -99,11 +99,15 @@ def run(script, args=(), timeout=30.0, env=None, python=None):
     and everything it started) is killed when it ends or times out.
     Returns a ``Result`` whose ``records`` are the JSON lines of stdout.
     """
-    python = python or sys.executable
-    cmd = " ".join(shlex.quote(str(a)) for a in (python, script, *args))
-    full_env = dict(os.environ)
-    full_env["PYTHONUNBUFFERED"] = "1"
-    full_env["PYTHONFAULTHANDLER"] = "1"
+    full_env = {"PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}
+    return run_program([python or sys.executable, script, *args], timeout, full_env)
+
+
+def run_program(argv, timeout=30.0, env=None, base_env=None):
+    """Run the program ``argv`` in a new network namespace, as ``run`` does;
+    its environment is ``base_env`` (default: this one's) updated by ``env``."""
+    cmd = " ".join(shlex.quote(str(a)) for a in argv)
+    full_env = dict(os.environ if base_env is None else base_env)
     if env:
         full_env.update(env)
     proc = subprocess.Popen(
