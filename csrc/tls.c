@@ -105,7 +105,9 @@ int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
                                       "TLS_AES_256_GCM_SHA384:"
                                       "TLS_CHACHA20_POLY1305_SHA256") != 1)
         CTX_FAIL("cannot set the TLS 1.3 cipher suites");
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* OpenSSL's record buffers stay with the connection (no
+     * SSL_MODE_RELEASE_BUFFERS): a running connection allocates nothing
+     * big for each write or read, as its slots do. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     *out = ctx;
