@@ -17,7 +17,7 @@ def alloc_fail(tmp_path_factory):
     return build_c_test(tmp_path_factory.mktemp("cbuild"), "alloc_fail")
 
 
-def _run(alloc_fail, pki, every, mode, tls, valgrind=False, count=300):
+def _run(alloc_fail, pki, every, mode, tls, valgrind=False, count=300, env=None):
     argv = [alloc_fail, str(every), str(count), mode, tls, pki["a"], pki["dh"], ADDRESS]
     if valgrind:
         # Not "still reachable": the connection BIO's method is made once
@@ -25,7 +25,7 @@ def _run(alloc_fail, pki, every, mode, tls, valgrind=False, count=300):
         argv = ["valgrind", "-q", "--leak-check=full",
                 "--errors-for-leak-kinds=definite,indirect,possible",
                 "--error-exitcode=99", *argv]  # fmt: skip
-    res = run_program(argv, timeout=300 if valgrind else 60, base_env=CLEAN_ENV)
+    res = run_program(argv, timeout=300 if valgrind else 60, env=env, base_env=CLEAN_ENV)
     assert res.returncode == 0 and not res.timed_out, res.describe()
     assert f"phase 1: {count} sends" in res.stdout, res.describe()
     assert "phase 2: 20 sends, 20 ok, 0 failed, 20 received" in res.stdout, res.describe()
@@ -46,6 +46,15 @@ def test_established_tls_connection_needs_no_allocation(namespace, pki, alloc_fa
 def test_tls_allocation_failures_become_errors(namespace, pki, alloc_fail, every, mode, tls):
     out = _run(alloc_fail, pki, every, mode, tls)
     assert "allocations failed on purpose" in out
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+def test_tls_output_buffer_failure_fails_its_messages(namespace, pki, alloc_fail, mode):
+    """With every 7th allocation failing, growing the connection's buffer
+    for encrypted output fails during data writes (in every run here): that
+    connection closes, its messages fail saying why, and the node goes on."""
+    out = _run(alloc_fail, pki, 7, mode, "tls", env={"VERBOSE": "1"})
+    assert "CH_ECONN: 198.18.0.1:" in out and "write failed: not enough memory" in out, out
 
 
 @pytest.mark.skipif(
