@@ -10,7 +10,7 @@
  * small messages must still be delivered on the established connection
  * (they use the preallocated slots), without a single failure.
  *
- * With tls, the nodes encrypt (run it in a network namespace where ADDRESS
+ * With tls, the nodes encrypt (run it in a network namespace where ADDR
  * is a local, non-loopback address); with tls+openssl, OpenSSL's own
  * allocations fail every Nth time as well, from a count of their own
  * (EVERY 0 fails only the core's: OpenSSL 3.0 allocates a little for each
@@ -220,8 +220,10 @@ int main(int argc, char **argv)
 {
     ch_config_t cfg;
     uv_loop_t loop;
-    if (argc < 3 || (argc > 4 && (argc != 8 || (strcmp(argv[4], "tls") != 0 &&
-                                                 strcmp(argv[4], "tls+openssl") != 0)))) {
+    int tls = argc == 8 && (strcmp(argv[4], "tls") == 0 ||
+                            strcmp(argv[4], "tls+openssl") == 0);
+    if (argc < 3 || (argc > 4 && !tls) ||
+        (tls && strlen(argv[7]) >= sizeof(cfg.bind_v4))) {
         fprintf(stderr, "usage: %s EVERY COUNT [sync|async] "
                         "[tls|tls+openssl PEM DH_PEM ADDR]\n",
                 argv[0]);
@@ -237,13 +239,13 @@ int main(int argc, char **argv)
     uv_loop_init(&loop);
     sync_mode = argc > 3 && strcmp(argv[3], "sync") == 0;
     kit_config(&cfg, sync_mode, 2.0);
-    if (argc == 8) {
+    if (tls) {
         cfg.disable_encryption = 0;
         cfg.cert_chain_pem = argv[5];
         cfg.dh_params_pem = argv[6];
         address = argv[7];
         ssl_inject = strcmp(argv[4], "tls+openssl") == 0;
-        strcpy(cfg.bind_v4, address);
+        strcpy(cfg.bind_v4, address); /* its length was checked */
     }
     if (kit_two_nodes(&loop, &cfg, on_msg, &A, &B) != 0)
         return 1;
