@@ -30,6 +30,7 @@ Nothing here asserts speed; the numbers are for reading.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -43,7 +44,9 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 TLS_ADDRESS = "198.18.0.1"
 KIB = 1024
@@ -448,20 +451,39 @@ def _w_idle_chirp(spec: dict) -> dict:
 # -- pyzmq --------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _zmq_socket(kind: str, port: int | None = None, linger: int = 0, **opts: int) -> Iterator[Any]:
+    """A pyzmq socket of KIND (PUSH, PULL, REQ, REP) with socket options
+    OPTS (RCVTIMEO=1000, ...), bound to a random loopback port (port None,
+    said as READY <port>) or connected to PORT; closed, with its context,
+    on exit (a PUSH socket lingers up to LINGER ms to flush its queue)."""
+    import zmq
+
+    ctx = zmq.Context()
+    sock = ctx.socket(getattr(zmq, kind))
+    try:
+        sock.setsockopt(zmq.LINGER, linger)
+        for name, value in opts.items():
+            sock.setsockopt(getattr(zmq, name), value)
+        if port is None:
+            _emit(f"READY {sock.bind_to_random_port('tcp://127.0.0.1')}")
+        else:
+            sock.connect(f"tcp://127.0.0.1:{port}")
+        yield sock
+    finally:
+        sock.close()
+        ctx.term()
+
+
 def _w_zmq_pull(spec: dict) -> dict:
     import zmq
 
     dl = _Deadline(spec["deadline"])
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PULL)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, 1000)  # one blocking call per message, as chirp's recv
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    _emit(f"READY {port}")
     expect = spec["count"] + 1
     received = nbytes = 0
     t_first = t_last = 0.0
-    try:
+    # One blocking call per message with a 1 s timeout, as chirp's recv.
+    with _zmq_socket("PULL", RCVTIMEO=1000) as sock:
         while received < expect and not dl.over():
             try:
                 data = sock.recv()
@@ -473,9 +495,6 @@ def _w_zmq_pull(spec: dict) -> dict:
             t_last = t
             received += 1
             nbytes += len(data)
-    finally:
-        sock.close()
-        ctx.term()
     return _recv_report(received, nbytes, t_first, t_last)
 
 
@@ -483,15 +502,10 @@ def _w_zmq_push(spec: dict) -> dict:
     import zmq
 
     dl = _Deadline(spec["deadline"])
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUSH)
-    sock.setsockopt(zmq.LINGER, 2000)
-    sock.setsockopt(zmq.SNDTIMEO, 10_000)
-    sock.connect(f"tcp://127.0.0.1:{spec['port']}")
     payload = b"x" * spec["size"]
     ok = failed = 0
     errors: list = []
-    try:
+    with _zmq_socket("PUSH", spec["port"], linger=2000, SNDTIMEO=10_000) as sock:
         sock.send(payload)  # warm-up (PUSH cannot wait for delivery)
         t0 = _now()
         for _ in range(spec["count"]):
@@ -504,9 +518,6 @@ def _w_zmq_push(spec: dict) -> dict:
                 if dl.over():
                     break
         t1 = _now()
-    finally:
-        sock.close()  # lingers until the queue is flushed (bounded)
-        ctx.term()
     return _send_report(spec["count"], ok, failed, t0, t1, errors)
 
 
@@ -514,14 +525,8 @@ def _w_zmq_rep(spec: dict) -> dict:
     import zmq
 
     dl = _Deadline(spec["deadline"])
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.REP)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, 1000)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    _emit(f"READY {port}")
     n = 0
-    try:
+    with _zmq_socket("REP", RCVTIMEO=1000) as sock:
         while not dl.over():
             try:
                 data = sock.recv()
@@ -531,9 +536,6 @@ def _w_zmq_rep(spec: dict) -> dict:
             if data == b"END":
                 break
             n += 1
-    finally:
-        sock.close()
-        ctx.term()
     return {"echoed": n}
 
 
@@ -541,17 +543,11 @@ def _w_zmq_req(spec: dict) -> dict:
     import zmq
 
     dl = _Deadline(spec["deadline"])
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, 10_000)
-    sock.setsockopt(zmq.SNDTIMEO, 10_000)
-    sock.connect(f"tcp://127.0.0.1:{spec['port']}")
     payload = b"x" * spec["size"]
     ok = failed = 0
     errors: list = []
     lat: list[float] = []
-    try:
+    with _zmq_socket("REQ", spec["port"], RCVTIMEO=10_000, SNDTIMEO=10_000) as sock:
         sock.send(payload)
         sock.recv()
         t0 = _now()
@@ -576,9 +572,6 @@ def _w_zmq_req(spec: dict) -> dict:
             sock.recv()
         except zmq.ZMQError:
             pass
-    finally:
-        sock.close()
-        ctx.term()
     r = _send_report(spec["count"], ok, failed, t0, t1, errors)
     r.update(_percentiles(lat))
     return r
