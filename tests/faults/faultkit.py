@@ -151,6 +151,38 @@ def parse_numbers(raw: bytes) -> list[int]:
 # -- the consumer process -----------------------------------------------------
 
 
+class Drainer:
+    """Drains a node in a thread: the numbers of every message (got) and
+    the ports they came from (sources); releases each message (a no-op on
+    an auto-release node)."""
+
+    def __init__(self, node):
+        self.node = node
+        self.got: list[int] = []
+        self.sources: set[int] = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                msgs = self.node.recv_many(64, timeout=0.1)
+            except TimeoutError:
+                continue
+            except Exception:
+                return  # the node closed
+            for m in msgs:
+                self.sources.add(m.port)
+                self.got.extend(parse_numbers(m.data))
+                m.release()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        assert not self.thread.is_alive()
+
+
 class ConsumerProcess:
     """tests/faults/fault_consumer.py in a child process: an asynchronous
     node (auto_release=False) that appends each message's data to a log

@@ -13,11 +13,10 @@ fresh proxy connection.
 """
 
 import collections
-import threading
 import time
 
 import pytest
-from faultkit import Fault, SendLedger, parse_numbers, rng_for, wait_futures
+from faultkit import Drainer, Fault, SendLedger, rng_for, wait_futures
 
 PAYLOAD = 100  # data bytes per message
 HS = 18  # handshake
@@ -75,41 +74,13 @@ def describe(fault):
     return f"{kind} {k} {part} byte {r}"
 
 
-class Recorder:
-    """Drains a node (auto_release=False): records the number, then releases."""
-
-    def __init__(self, node):
-        self.node = node
-        self.got = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                msgs = self.node.recv_many(64, timeout=0.1)
-            except TimeoutError:
-                continue
-            except Exception:
-                return
-            for m in msgs:
-                self.got.extend(parse_numbers(m.data))
-                m.release()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(timeout=5)
-        assert not self.thread.is_alive()
-
-
 @pytest.mark.parametrize("name", list(CASES) + RANDOM_CASES)
 def test_cut_connection(name, make_node, make_proxy):
     import chirp
 
     rng = rng_for(name)
     consumer = make_node(synchronous=False, auto_release=False, timeout=2.0)
-    rec = Recorder(consumer)
+    rec = Drainer(consumer)
     try:
         sender = make_node(synchronous=True, timeout=SEND_TIMEOUT)
         fault = make_fault(name, rng)

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from faultkit import LOCAL, connections_between, parse_numbers, wait_futures, wait_until
+from faultkit import LOCAL, Drainer, connections_between, wait_futures, wait_until
 
 ROUNDS = 4
 PER_DIRECTION = 300
@@ -20,37 +20,10 @@ REUSE = 1.0
 IDLE_LIMIT = max(REUSE, 3 * TIMEOUT)  # when an idle connection is collected
 
 
-class Collector:
-    def __init__(self, node, expect):
-        self.node = node
-        self.expect = expect
-        self.got = []
-        self.sources = set()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                msgs = self.node.recv_many(64, timeout=0.1)
-            except TimeoutError:
-                continue
-            except Exception:
-                return
-            for m in msgs:
-                self.sources.add(m.port)
-                self.got.extend(parse_numbers(m.data))
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(timeout=5)
-
-
 def race_round(make_node, synchronous, count=PER_DIRECTION):
     a = make_node(synchronous=synchronous, timeout=TIMEOUT, reuse_time=REUSE)
     b = make_node(synchronous=synchronous, timeout=TIMEOUT, reuse_time=REUSE)
-    ca, cb = Collector(a, count), Collector(b, count)
+    ca, cb = Drainer(a), Drainer(b)
     barrier = threading.Barrier(2)
     futs = {}
     errors = []
@@ -122,7 +95,7 @@ def test_surplus_connection_is_collected(make_node):
             break
     else:
         pytest.skip("no race produced two connections in 20 tries")
-    cb = Collector(b, 0)
+    cb = Drainer(b)
     try:
         t0 = time.monotonic()
         counts = []
