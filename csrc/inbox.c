@@ -56,15 +56,14 @@ void *ch_inbox_alloc(ch_inbox_t *in, size_t n)
 {
     size_t need = ALIGN8(sizeof(ch_inblock_t) + n);
     size_t off;
+    /* An empty ring has head and tail at 0 (reclaim starts it over). */
     if (in->buf == NULL || n > in->cap)
         return NULL;
-    if (in->used == 0)
-        in->head = in->tail = 0; /* empty: start over at the front */
     if (in->tail >= in->head && !in->wrapped) {
         /* Free: tail .. end, and 0 .. head. */
         if (in->cap - in->tail >= need) {
             off = in->tail;
-        } else if (in->head >= need && in->head > 0) {
+        } else if (in->head >= need) {
             size_t rest = in->cap - in->tail;
             if (rest >= sizeof(ch_inblock_t)) {
                 block_at(in, in->tail)->size = (uint32_t)rest;

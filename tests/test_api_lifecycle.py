@@ -299,7 +299,8 @@ def test_a_request_sent_while_closing_stays_for_its_reply(pair):
     """White box: close() is under way (closing set) when the pump learns
     that a request was sent.  The request must stay pending, since its
     reply may come in the same batch of events, rather than fail at once;
-    whatever is still pending when the pump stops fails then."""
+    whatever is still pending when the pump stops fails then, saying what
+    it was waiting for."""
     a, _ = pair
     core = a._core
     token = 10**15  # far beyond the node's own tokens
@@ -313,6 +314,10 @@ def test_a_request_sent_while_closing_stays_for_its_reply(pair):
         assert core.pending.get(token) is fut
     finally:
         core.closing = False
+    send = chirp.node._new_future()  # a send the core never finished
+    core.pending[token + 1] = send
     a.close()
-    with pytest.raises(chirp.ClosedError):
+    with pytest.raises(chirp.ClosedError, match="before the reply arrived"):
         fut.result(timeout=5.0)
+    with pytest.raises(chirp.ClosedError, match="before the send completed"):
+        send.result(timeout=5.0)

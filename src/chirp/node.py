@@ -863,7 +863,8 @@ class _Core:
                 _, fut = pending.popitem()
             except KeyError:  # another thread took the last one
                 break
-            fut._finish(None, ClosedError("node closed before the reply arrived"))
+            what = "the reply arrived" if fut._token else "the send completed"
+            fut._finish(None, ClosedError(f"node closed before {what}"))
 
 
 def _as_bytes(name: str, value: Any) -> bytes:
