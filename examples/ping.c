@@ -99,8 +99,8 @@ int main(int argc, char **argv)
     cfg.port = 0;
     cfg.synchronous = sync;
     cfg.disable_encryption = 1;
-    cfg.bind_v6[0] = '\0';
-    strcpy(cfg.bind_v4, "127.0.0.1");
+    cfg.bind_v6 = "";
+    cfg.bind_v4 = "127.0.0.1";
     rc = ch_node_new(loop, &cfg, on_msg_a, NULL, &D.a, err, sizeof(err));
     if (rc == CH_OK)
         rc = ch_node_new(loop, &cfg, on_msg_b, NULL, &D.b, err, sizeof(err));

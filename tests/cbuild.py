@@ -18,10 +18,11 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 def build_with_core(source: str, exe: str) -> str:
     """Compile SOURCE (relative to the repository) with csrc/*.c into EXE;
     fails the test on any error or warning."""
-    sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
+    sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "**", "*.c"), recursive=True))
     cmd = [
         "cc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-        "-I", os.path.join(ROOT, "csrc"), os.path.join(ROOT, source),
+        "-I", os.path.join(ROOT, "csrc", "include"), "-I", os.path.join(ROOT, "csrc"),
+        os.path.join(ROOT, source),
         *sources, "-luv", "-lssl", "-lcrypto", "-o", exe,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)

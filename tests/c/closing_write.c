@@ -43,7 +43,8 @@ static void on_victim(ch_send_t *s, int status, const char *detail)
 
 static void on_warm(ch_send_t *s, int status, const char *detail)
 {
-    ch_remote_t *r;
+    ch_dest_t dest;
+    int rc;
     (void)s;
     if (status != CH_OK) {
         printf("warm-up failed: %s\n", detail);
@@ -58,13 +59,14 @@ static void on_warm(ch_send_t *s, int status, const char *detail)
         finish();
         return;
     }
-    r = ch_remote_get(A, victim.ip_protocol, victim.address, victim.port, 0);
-    if (r == NULL || r->conn == NULL || !r->conn->writing) {
-        printf("the test needs a write in progress\n");
+    dest.ip_protocol = victim.ip_protocol;
+    memcpy(dest.address, victim.address, 16);
+    dest.port = victim.port;
+    rc = ch_testing_close_writing(A, &dest);
+    if (rc != CH_OK) {
+        printf("the test needs a write in progress: %s\n", ch_errname(rc));
         finish();
-        return;
     }
-    ch_conn_close(r->conn, CH_ECONN, "closed by the test");
 }
 
 static void on_watchdog(uv_timer_t *t)

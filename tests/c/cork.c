@@ -57,9 +57,22 @@ static void on_sent(ch_send_t *s, int status, const char *detail)
         printf("send failed: %s\n", detail);
 }
 
+/* What A holds for B. */
+static ch_testing_remote_t state(void)
+{
+    ch_testing_remote_t st;
+    ch_dest_t dest;
+    dest.ip_protocol = warm.ip_protocol;
+    memcpy(dest.address, warm.address, 16);
+    dest.port = warm.port;
+    if (ch_testing_remote(A, &dest, &st) != CH_OK)
+        memset(&st, 0, sizeof(st));
+    return st;
+}
+
 static void on_warm(ch_send_t *s, int status, const char *detail)
 {
-    ch_remote_t *r;
+    ch_testing_remote_t st;
     int i;
     (void)s;
     if (status != CH_OK) {
@@ -67,8 +80,8 @@ static void on_warm(ch_send_t *s, int status, const char *detail)
         finish(0);
         return;
     }
-    r = ch_remote_get(A, warm.ip_protocol, warm.address, warm.port, 0);
-    if (r == NULL || r->conn == NULL || r->conn->writing) {
+    st = state();
+    if (!st.connected || st.writing) {
         printf("the test needs an idle connection\n");
         finish(0);
         return;
@@ -87,15 +100,17 @@ static void on_warm(ch_send_t *s, int status, const char *detail)
         }
     }
     ch_node_uncork(A);
-    printf("corked: %zu queued, writing %d\n", r->queue.len, r->conn->writing);
-    if (r->queue.len != N || r->conn->writing) {
+    st = state();
+    printf("corked: %zu queued, writing %d\n", st.queued, st.writing);
+    if (st.queued != N || st.writing) {
         finish(0);
         return;
     }
     ch_node_uncork(A);
+    st = state();
     printf("uncorked: writing %d, %d messages in the write, %zu queued\n",
-           r->conn->writing, r->conn->wcount, r->queue.len);
-    if (!r->conn->writing || r->conn->wcount != N || r->queue.len != 0)
+           st.writing, st.in_write, st.queued);
+    if (!st.writing || st.in_write != N || st.queued != 0)
         finish(0);
 }
 

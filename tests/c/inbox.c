@@ -1,4 +1,4 @@
-/* inbox.c - a white-box test of the inbox ring (csrc/inbox.c): random
+/* inbox.c - a white-box test of the inbox ring (csrc/bridge/inbox.c): random
  * takes and give-backs, in and out of order, against what must hold:
  * held blocks never overlap and keep their bytes; a block is refused
  * only when no free run in the ring is big enough for it; once everything
@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ch_internal.h"
+#include "bridge/inbox.h"
+#include "chirp_common.h"
 
 #define CAP 4096
 #define MAXB 512

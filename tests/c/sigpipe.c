@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "testkit.h"
+#include "wire/wire.h"
 
 #define NSENDS 4
 #define SLOTS 4

@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ch_internal.h"
+#include "chirp.h"
+#include "chirp_testing.h"
 
 /* Plaintext, IPv4 loopback only, an ephemeral port. */
 static inline void kit_config(ch_config_t *cfg, int synchronous,
@@ -19,8 +20,8 @@ static inline void kit_config(ch_config_t *cfg, int synchronous,
     cfg->timeout = timeout;
     cfg->synchronous = synchronous;
     cfg->disable_encryption = 1;
-    cfg->bind_v6[0] = '\0';
-    strcpy(cfg->bind_v4, "127.0.0.1");
+    cfg->bind_v6 = "";
+    cfg->bind_v4 = "127.0.0.1";
 }
 
 /* Nodes *a and *b on loop, both calling on_msg: 0, or 1 after saying why. */

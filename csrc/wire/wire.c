@@ -1,10 +1,11 @@
-/* wire.c - encode and decode the handshake and the message header. */
+/* wire/wire.c - encode and decode the handshake, the message header and
+ * the capability frame (wire.h). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
 #include <string.h>
 
-#include "ch_wire.h"
+#include "wire/wire.h"
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -97,4 +98,32 @@ int ch_wire_check_header(const ch_wire_header_t *h, uint32_t max_msg_size,
         return CH_EMSGSIZE;
     }
     return CH_OK;
+}
+
+void ch_wire_encode_cap(uint8_t out[CH_HEADER_SIZE], uint32_t serial,
+                        const ch_cap_t *cap)
+{
+    ch_wire_header_t h;
+    memset(&h, 0, sizeof(h));
+    memcpy(h.identity, CH_CAP_TAG, CH_CAP_TAG_SIZE);
+    h.identity[8] = cap->version;
+    h.identity[9] = cap->flags;
+    put16(h.identity + 10, cap->window);
+    h.serial = serial;
+    h.type = CH_MSG_NOOP;
+    ch_wire_encode_header(out, &h);
+}
+
+int ch_wire_decode_cap(const ch_wire_header_t *h, ch_cap_t *cap)
+{
+    if (h->type != CH_MSG_NOOP || h->header_len != 0 || h->data_len != 0 ||
+        memcmp(h->identity, CH_CAP_TAG, CH_CAP_TAG_SIZE) != 0 ||
+        h->identity[8] < 1)
+        return 0;
+    cap->version = h->identity[8];
+    cap->flags = h->identity[9];
+    cap->window = get16(h->identity + 10);
+    if (cap->window == 0)
+        cap->window = 1;
+    return 1;
 }

@@ -1,4 +1,4 @@
-/* reader.c - incremental parser over the received byte stream.
+/* wire/reader.c - incremental parser over the received byte stream.
  *
  * Accepts any fragmentation: the handshake and headers are collected in a
  * small buffer across reads; payloads go straight into the buffer the
@@ -8,7 +8,7 @@
 #endif
 #include <string.h>
 
-#include "ch_wire.h"
+#include "wire/reader.h"
 
 void ch_reader_init(ch_reader_t *r, uint32_t max_msg_size)
 {

@@ -1,7 +1,4 @@
-/* tls.c - TLS with OpenSSL, kept apart from the message core: conn.c
- * feeds received ciphertext in and takes plaintext out; the writer hands
- * plaintext buffers over and gets one ciphertext buffer back.  Nothing
- * here blocks; the loop stays non-blocking.
+/* tls/tls_openssl.c - tls.h with OpenSSL.
  *
  * OpenSSL talks to the connection through a BIO of our own instead of
  * memory BIOs: it reads ciphertext straight from the connection's read
@@ -22,7 +19,31 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include "ch_internal.h"
+#include "chirp_common.h"
+#include "tls/tls.h"
+#include "util/alloc.h"
+
+/* A ch_tls_ctx_t is an SSL_CTX: nothing of its own to add. */
+static SSL_CTX *ssl_ctx_of(ch_tls_ctx_t *ctx)
+{
+    return (SSL_CTX *)(void *)ctx;
+}
+
+struct ch_tls {
+    SSL *ssl;
+    uint8_t *cbuf; /* the connection's ciphertext read buffer */
+    size_t cbuf_size;
+    const uint8_t *tin; /* received ciphertext OpenSSL has not taken yet */
+    size_t tin_len;
+    /* Ciphertext out, two buffers: OpenSSL appends to out[cur] while the
+     * other one may be being written. */
+    uint8_t *out[2];
+    size_t out_cap[2];
+    size_t out_len;
+    int cur;
+    int nomem; /* the BIO could not grow out[cur]: CH_ENOMEM */
+    int done;  /* the handshake is done */
+};
 
 /* The first queued OpenSSL error as text ("" if none); clears the queue. */
 static void last_error(char *out, size_t len)
@@ -51,11 +72,11 @@ static void last_error(char *out, size_t len)
         return CH_ETLS;                                                     \
     } while (0)
 
-int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
-                   char *err, size_t errlen)
+/* Certificates and rules, in an SSL_CTX (freed by CTX_FAIL on failure). */
+static int make_ctx(const char *chain, const char *dh_pem, SSL_CTX **out,
+                    char *err, size_t errlen)
 {
     SSL_CTX *ctx;
-    const char *chain = cfg->cert_chain_pem;
     *out = NULL;
     ERR_clear_error();
     ctx = SSL_CTX_new(TLS_method());
@@ -79,8 +100,8 @@ int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
     if (SSL_CTX_load_verify_locations(ctx, chain, NULL) != 1)
         CTX_FAIL("cert_chain_pem '%s': cannot load the CA certificates",
                  chain);
-    if (cfg->dh_params_pem != NULL) {
-        BIO *bio = BIO_new_file(cfg->dh_params_pem, "r");
+    if (dh_pem != NULL) {
+        BIO *bio = BIO_new_file(dh_pem, "r");
         EVP_PKEY *dh = NULL;
         if (bio != NULL) {
             dh = PEM_read_bio_Parameters(bio, NULL);
@@ -88,11 +109,11 @@ int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
         }
         if (dh == NULL)
             CTX_FAIL("dh_params_pem '%s': cannot load DH parameters",
-                     cfg->dh_params_pem);
+                     dh_pem);
         if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
             EVP_PKEY_free(dh);
             CTX_FAIL("dh_params_pem '%s': DH parameters refused",
-                     cfg->dh_params_pem);
+                     dh_pem);
         }
     } else {
         SSL_CTX_set_dh_auto(ctx, 1);
@@ -114,9 +135,18 @@ int ch_tls_ctx_new(const ch_config_t *cfg, struct ssl_ctx_st **out,
     return CH_OK;
 }
 
-void ch_tls_ctx_free(struct ssl_ctx_st *ctx)
+int ch_tls_ctx_new(const char *cert_chain_pem, const char *dh_params_pem,
+                   ch_tls_ctx_t **out, char *err, size_t errlen)
 {
-    SSL_CTX_free(ctx);
+    SSL_CTX *ctx;
+    int rc = make_ctx(cert_chain_pem, dh_params_pem, &ctx, err, errlen);
+    *out = rc == CH_OK ? (ch_tls_ctx_t *)(void *)ctx : NULL;
+    return rc;
+}
+
+void ch_tls_ctx_free(ch_tls_ctx_t *ctx)
+{
+    SSL_CTX_free(ssl_ctx_of(ctx));
 }
 
 /* ----------------------------------------------------- the connection BIO */
@@ -126,68 +156,68 @@ static uv_once_t conn_method_once = UV_ONCE_INIT;
 
 /* Make room for more bytes after tls_out_len in the buffer OpenSSL
  * appends to (never the one being written). */
-static int out_reserve(ch_conn_t *c, size_t more)
+static int out_reserve(ch_tls_t *t, size_t more)
 {
-    int i = c->tls_cur;
-    size_t need = c->tls_out_len + more, cap;
+    int i = t->cur;
+    size_t need = t->out_len + more, cap;
     uint8_t *b;
-    if (need <= c->tls_out_cap[i])
+    if (need <= t->out_cap[i])
         return CH_OK;
-    cap = c->tls_out_cap[i] ? c->tls_out_cap[i] : 16384;
+    cap = t->out_cap[i] ? t->out_cap[i] : 16384;
     while (cap < need)
         cap *= 2;
-    b = ch_realloc(c->tls_out[i], cap);
+    b = ch_realloc(t->out[i], cap);
     if (b == NULL)
         return CH_ENOMEM;
-    c->tls_out[i] = b;
-    c->tls_out_cap[i] = cap;
+    t->out[i] = b;
+    t->out_cap[i] = cap;
     return CH_OK;
 }
 
 /* OpenSSL wants ciphertext: what the last read brought, or "retry". */
 static int conn_bio_read(BIO *bio, char *out, int len)
 {
-    ch_conn_t *c = BIO_get_data(bio);
-    size_t n = c->tin_len < (size_t)len ? c->tin_len : (size_t)len;
+    ch_tls_t *t = BIO_get_data(bio);
+    size_t n = t->tin_len < (size_t)len ? t->tin_len : (size_t)len;
     BIO_clear_retry_flags(bio);
     if (n == 0) {
         BIO_set_retry_read(bio);
         return -1;
     }
-    memcpy(out, c->tin, n);
-    c->tin += n;
-    c->tin_len -= n;
+    memcpy(out, t->tin, n);
+    t->tin += n;
+    t->tin_len -= n;
     return (int)n;
 }
 
 /* OpenSSL made a record (or part of one): append it. */
 static int conn_bio_write(BIO *bio, const char *in, int len)
 {
-    ch_conn_t *c = BIO_get_data(bio);
+    ch_tls_t *t = BIO_get_data(bio);
     BIO_clear_retry_flags(bio);
     if (len <= 0)
         return 0;
-    if (out_reserve(c, (size_t)len) != CH_OK) {
-        c->tls_nomem = 1; /* SSL_write fails; write_all tells why */
+    if (out_reserve(t, (size_t)len) != CH_OK) {
+        t->nomem = 1; /* SSL_write fails; write_all tells why */
         return -1;
     }
-    memcpy(c->tls_out[c->tls_cur] + c->tls_out_len, in, (size_t)len);
-    c->tls_out_len += (size_t)len;
+    memcpy(t->out[t->cur] + t->out_len, in, (size_t)len);
+    t->out_len += (size_t)len;
     return len;
 }
 
 static long conn_bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
-    ch_conn_t *c = BIO_get_data(bio);
+    ch_tls_t *t = BIO_get_data(bio);
     (void)num;
     (void)ptr;
     switch (cmd) {
     case BIO_CTRL_FLUSH:
         return 1;
     case BIO_CTRL_PENDING:
-        return c != NULL ? (long)c->tin_len : 0;
+        return t != NULL ? (long)t->tin_len : 0;
     case BIO_CTRL_WPENDING:
-        return c != NULL ? (long)c->tls_out_len : 0;
+        return t != NULL ? (long)t->out_len : 0;
     default:
         return 0;
     }
@@ -206,73 +236,77 @@ static void make_conn_method(void)
     conn_method = m;
 }
 
-int ch_tls_conn_init(ch_conn_t *c, int server)
+size_t ch_tls_size(void)
 {
-    SSL *ssl;
+    return sizeof(ch_tls_t);
+}
+
+int ch_tls_init(ch_tls_t *t, ch_tls_ctx_t *ctx, int server, uint8_t *cbuf,
+                size_t cbuf_size)
+{
     BIO *bio;
     uv_once(&conn_method_once, make_conn_method);
     if (conn_method == NULL)
         return CH_ENOMEM;
-    ssl = SSL_new(c->node->tls_ctx);
-    if (ssl == NULL)
+    t->ssl = SSL_new(ssl_ctx_of(ctx));
+    if (t->ssl == NULL)
         return CH_ENOMEM;
     bio = BIO_new(conn_method);
     if (bio == NULL) {
-        SSL_free(ssl);
+        SSL_free(t->ssl);
+        t->ssl = NULL;
         return CH_ENOMEM;
     }
-    BIO_set_data(bio, c);
+    BIO_set_data(bio, t);
     BIO_set_init(bio, 1);
-    SSL_set_bio(ssl, bio, bio); /* one reference, for both directions */
+    SSL_set_bio(t->ssl, bio, bio); /* one reference, for both directions */
     if (server)
-        SSL_set_accept_state(ssl);
+        SSL_set_accept_state(t->ssl);
     else
-        SSL_set_connect_state(ssl);
-    c->ssl = ssl;
-    c->tin = NULL;
-    c->tin_len = 0;
+        SSL_set_connect_state(t->ssl);
+    t->cbuf = cbuf;
+    t->cbuf_size = cbuf_size;
     return CH_OK;
 }
 
-void ch_tls_conn_free(ch_conn_t *c)
+void ch_tls_cleanup(ch_tls_t *t)
 {
     int i;
-    if (c->ssl != NULL)
-        SSL_free(c->ssl); /* frees the BIO */
-    c->ssl = NULL;
+    SSL_free(t->ssl); /* frees the BIO */
+    t->ssl = NULL;
     for (i = 0; i < 2; i++) {
-        ch_free(c->tls_out[i]);
-        c->tls_out[i] = NULL;
-        c->tls_out_cap[i] = 0;
+        ch_free(t->out[i]);
+        t->out[i] = NULL;
+        t->out_cap[i] = 0;
     }
-    c->tls_out_len = 0;
+    t->out_len = 0;
 }
 
-void ch_tls_feed(ch_conn_t *c, const uint8_t *data, size_t len)
+void ch_tls_feed(ch_tls_t *t, const uint8_t *data, size_t len)
 {
     /* data is right after what OpenSSL has not taken yet, if anything:
      * ch_tls_read_buffer put it there. */
-    if (c->tin_len == 0)
-        c->tin = data;
-    c->tin_len += len;
+    if (t->tin_len == 0)
+        t->tin = data;
+    t->tin_len += len;
 }
 
-void ch_tls_read_buffer(ch_conn_t *c, uv_buf_t *buf)
+void ch_tls_read_buffer(ch_tls_t *t, uv_buf_t *buf)
 {
-    size_t keep = c->tin_len;
-    if (keep > 0 && c->tin != c->cbuf) {
-        memmove(c->cbuf, c->tin, keep);
-        c->tin = c->cbuf;
+    size_t keep = t->tin_len;
+    if (keep > 0 && t->tin != t->cbuf) {
+        memmove(t->cbuf, t->tin, keep);
+        t->tin = t->cbuf;
     }
-    buf->base = (char *)c->cbuf + keep;
-    buf->len = keep < c->rbuf_size ? c->rbuf_size - keep : 0;
+    buf->base = (char *)t->cbuf + keep;
+    buf->len = keep < t->cbuf_size ? t->cbuf_size - keep : 0;
 }
 
 /* Why a handshake or read failed, as precise as OpenSSL lets us be. */
-static void failure(ch_conn_t *c, const char *what, char *out, size_t len)
+static void failure(ch_tls_t *t, const char *what, char *out, size_t len)
 {
     char ossl[160];
-    long vr = SSL_get_verify_result(c->ssl);
+    long vr = SSL_get_verify_result(t->ssl);
     last_error(ossl, sizeof(ossl));
     if (vr != X509_V_OK)
         snprintf(out, len, "%s: certificate verify failed: %s", what,
@@ -283,54 +317,54 @@ static void failure(ch_conn_t *c, const char *what, char *out, size_t len)
         snprintf(out, len, "%s: connection closed during TLS", what);
 }
 
-int ch_tls_handshake(ch_conn_t *c, char *why, size_t whylen)
+int ch_tls_handshake(ch_tls_t *t, char *why, size_t whylen)
 {
     int rc, e;
     ERR_clear_error();
-    rc = SSL_do_handshake(c->ssl);
+    rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
-        c->tls_done = 1;
+        t->done = 1;
         return 1;
     }
-    e = SSL_get_error(c->ssl, rc);
+    e = SSL_get_error(t->ssl, rc);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return 0;
-    failure(c, "TLS handshake failed", why, whylen);
+    failure(t, "TLS handshake failed", why, whylen);
     return CH_ETLS;
 }
 
-int ch_tls_read(ch_conn_t *c, uint8_t *out, size_t cap, char *why,
+int ch_tls_read(ch_tls_t *t, uint8_t *out, size_t cap, char *why,
                 size_t whylen)
 {
     int n, e;
     ERR_clear_error();
-    n = SSL_read(c->ssl, out, cap > 0x40000000 ? 0x40000000 : (int)cap);
+    n = SSL_read(t->ssl, out, cap > 0x40000000 ? 0x40000000 : (int)cap);
     if (n > 0)
         return n;
-    e = SSL_get_error(c->ssl, n);
+    e = SSL_get_error(t->ssl, n);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return 0;
     if (e == SSL_ERROR_ZERO_RETURN) {
         snprintf(why, whylen, "connection closed by peer (TLS close)");
         return CH_ECONN;
     }
-    failure(c, "TLS error", why, whylen);
+    failure(t, "TLS error", why, whylen);
     return CH_ETLS;
 }
 
-size_t ch_tls_pending(ch_conn_t *c)
+size_t ch_tls_pending(const ch_tls_t *t)
 {
-    return c->ssl != NULL ? c->tls_out_len : 0;
+    return t->out_len;
 }
 
-static int write_all(ch_conn_t *c, const char *p, size_t left)
+static int write_all(ch_tls_t *t, const char *p, size_t left)
 {
     while (left > 0) {
         int chunk = left > 0x40000000 ? 0x40000000 : (int)left;
-        int w = SSL_write(c->ssl, p, chunk);
+        int w = SSL_write(t->ssl, p, chunk);
         if (w <= 0) {
-            int rc = c->tls_nomem ? CH_ENOMEM : CH_ETLS;
-            c->tls_nomem = 0;
+            int rc = t->nomem ? CH_ENOMEM : CH_ETLS;
+            t->nomem = 0;
             return rc;
         }
         p += w;
@@ -343,7 +377,7 @@ static int write_all(ch_conn_t *c, const char *p, size_t left)
  * whole TLS records instead of becoming a record each. */
 #define CH_TLS_STAGE 16384
 
-int ch_tls_write(ch_conn_t *c, const uv_buf_t *bufs, int n)
+int ch_tls_write(ch_tls_t *t, const uv_buf_t *bufs, int n)
 {
     char stage[CH_TLS_STAGE];
     size_t used = 0;
@@ -352,22 +386,22 @@ int ch_tls_write(ch_conn_t *c, const uv_buf_t *bufs, int n)
     for (i = 0; i < n; i++) {
         size_t len = bufs[i].len;
         if (used + len > CH_TLS_STAGE) {
-            if ((rc = write_all(c, stage, used)) != CH_OK)
+            if ((rc = write_all(t, stage, used)) != CH_OK)
                 return rc;
             used = 0;
         }
         if (len >= CH_TLS_STAGE) {
-            if ((rc = write_all(c, bufs[i].base, len)) != CH_OK)
+            if ((rc = write_all(t, bufs[i].base, len)) != CH_OK)
                 return rc;
         } else {
             memcpy(stage + used, bufs[i].base, len);
             used += len;
         }
     }
-    return write_all(c, stage, used);
+    return write_all(t, stage, used);
 }
 
-int ch_tls_encrypt(ch_conn_t *c, const uv_buf_t *bufs, int n, uv_buf_t *out)
+int ch_tls_encrypt(ch_tls_t *t, const uv_buf_t *bufs, int n, uv_buf_t *out)
 {
     size_t plain = 0;
     int i, rc;
@@ -375,51 +409,49 @@ int ch_tls_encrypt(ch_conn_t *c, const uv_buf_t *bufs, int n, uv_buf_t *out)
         plain += bufs[i].len;
     /* Room for the records at once (22 bytes per 16 KiB record, and
      * some), instead of growing record by record. */
-    if (out_reserve(c, plain + plain / 512 + 256) != CH_OK)
+    if (out_reserve(t, plain + plain / 512 + 256) != CH_OK)
         return CH_ENOMEM;
-    rc = ch_tls_write(c, bufs, n);
+    rc = ch_tls_write(t, bufs, n);
     if (rc != CH_OK)
         return rc;
     /* Hand this buffer to the write; OpenSSL appends to the other one
      * meanwhile (the caller writes only when no write is in progress). */
-    *out = uv_buf_init((char *)c->tls_out[c->tls_cur],
-                       (unsigned)c->tls_out_len);
-    c->tls_cur ^= 1;
-    c->tls_out_len = 0;
+    *out = uv_buf_init((char *)t->out[t->cur],
+                       (unsigned)t->out_len);
+    t->cur ^= 1;
+    t->out_len = 0;
     return CH_OK;
 }
 
-void ch_tls_trim(ch_conn_t *c)
+void ch_tls_trim(ch_tls_t *t)
 {
     /* A big message grew the ciphertext buffers: do not keep them for
      * the connection's lifetime (the timer calls this on quiet
      * connections, with no write in progress). */
     int i;
     for (i = 0; i < 2; i++) {
-        if (c->tls_out_cap[i] > 2 * CH_TLS_BATCH &&
-            (i != c->tls_cur || c->tls_out_len == 0)) {
-            ch_free(c->tls_out[i]);
-            c->tls_out[i] = NULL;
-            c->tls_out_cap[i] = 0;
+        if (t->out_cap[i] > 2 * CH_TLS_BATCH &&
+            (i != t->cur || t->out_len == 0)) {
+            ch_free(t->out[i]);
+            t->out[i] = NULL;
+            t->out_cap[i] = 0;
         }
     }
 }
 
-void ch_tls_shutdown(ch_conn_t *c)
+void ch_tls_close(ch_tls_t *t, int writing, uv_buf_t *out)
 {
     size_t pending;
-    if (c->ssl == NULL || !c->tls_done)
+    *out = uv_buf_init(NULL, 0);
+    if (!t->done)
         return;
     ERR_clear_error();
-    SSL_shutdown(c->ssl);
-    pending = c->tls_out_len;
-    if (pending > 0 && pending <= 4096 && !c->writing) {
-        /* Best effort: the close_notify goes out if the socket takes it
-         * right now; we never wait for it. */
-        uv_buf_t b = uv_buf_init((char *)c->tls_out[c->tls_cur],
-                                 (unsigned)pending);
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    }
-    c->tls_out_len = 0;
+    SSL_shutdown(t->ssl);
+    pending = t->out_len;
+    /* Best effort: the caller writes the close_notify if the socket takes
+     * it right now; nobody waits for it. */
+    if (pending > 0 && pending <= 4096 && !writing)
+        *out = uv_buf_init((char *)t->out[t->cur], (unsigned)pending);
+    t->out_len = 0;
     ERR_clear_error();
 }

@@ -1,8 +1,8 @@
-/* inbox.c - a ring of bytes for received messages copied out of their
- * slots (the bridge's inbox, see bridge.c).  Blocks are taken at the tail
- * and given back in any order; space is reclaimed from the head, over the
- * blocks given back, so a block still held keeps the ones after it from
- * being reused, never from being given back.  The caller locks.
+/* bridge/inbox.c - a ring of bytes for received messages copied out of
+ * their slots (the bridge's inbox, see receive.c).  Blocks are taken at
+ * the tail and given back in any order; space is reclaimed from the head,
+ * over the blocks given back, so a block still held keeps the ones after
+ * it from being reused, never from being given back.  The caller locks.
  *
  * Each block starts with a ch_inblock_t: its size (this header included,
  * a multiple of 8) and whether it is still held.  A block that does not
@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ch_internal.h"
+#include "bridge/inbox.h"
+#include "chirp_common.h"
+#include "util/alloc.h"
 
 #define CH_IB_HELD 1
 #define CH_IB_GIVEN 2 /* given back, not yet reclaimed */
@@ -126,4 +128,10 @@ void ch_inbox_give_back(ch_inbox_t *in, void *p)
                                                sizeof(ch_inblock_t));
     h->state = CH_IB_GIVEN;
     reclaim(in);
+}
+
+int ch_inbox_holds(const ch_inbox_t *in, const void *p)
+{
+    const uint8_t *b = p;
+    return in->buf != NULL && b >= in->buf && b < in->buf + in->cap;
 }

@@ -1,32 +1,13 @@
-/* ch_wire.h - the wire format (pure functions) and the incremental reader.
- * Nothing here touches sockets, so both are testable and fuzzable alone. */
-#ifndef CH_WIRE_H
-#define CH_WIRE_H
+/* wire/reader.h - the incremental parser over a connection's received
+ * bytes: any fragmentation in, events out.  Pure: testable and fuzzable
+ * alone (tests/test_reader.py). */
+#ifndef CH_READER_H
+#define CH_READER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chirp.h"
-
-typedef struct ch_wire_header {
-    uint8_t identity[CH_ID_SIZE];
-    uint32_t serial;
-    uint32_t data_len;
-    uint16_t header_len;
-    uint8_t type;
-} ch_wire_header_t;
-
-void ch_wire_encode_handshake(uint8_t out[CH_HANDSHAKE_SIZE], uint16_t port,
-                              const uint8_t identity[CH_ID_SIZE]);
-void ch_wire_decode_handshake(const uint8_t in[CH_HANDSHAKE_SIZE],
-                              uint16_t *port, uint8_t identity[CH_ID_SIZE]);
-void ch_wire_encode_header(uint8_t out[CH_HEADER_SIZE],
-                           const ch_wire_header_t *h);
-void ch_wire_decode_header(const uint8_t in[CH_HEADER_SIZE],
-                           ch_wire_header_t *h);
-/* CH_OK, or CH_EPROTO / CH_EMSGSIZE with a reason in *why. */
-int ch_wire_check_header(const ch_wire_header_t *h, uint32_t max_msg_size,
-                         const char **why);
+#include "wire/wire.h"
 
 /* Reader events, returned by ch_reader_feed. */
 #define CH_RD_MORE 0      /* all input consumed, nothing complete */

@@ -1,12 +1,14 @@
-/* alloc.c - every allocation of the core goes through here, so that tests
- * can make it fail on demand (after N calls, or every Nth call) and check
- * that each failure becomes an error on one operation, never a crash. */
+/* util/alloc.c - the core's allocator: malloc and friends, made to fail on
+ * demand (after N calls, or every Nth call) for tests that check that
+ * each failure becomes an error on one operation, never a crash.  Any
+ * thread may allocate: the counters are atomic. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
 #include <stdlib.h>
 
-#include "ch_internal.h"
+#include "chirp_testing.h"
+#include "util/alloc.h"
 
 static long inject_after = -1; /* fail calls after this many; -1: off */
 static long inject_every = 0;  /* fail every Nth call; 0: off */

@@ -1,0 +1,514 @@
+/* core/conn.c - a connection's lifecycle: connect or accept, TLS, the
+ * chirp handshake, which connection of a remote is current, timeouts,
+ * close and free; and the connection set (conn.h) the node holds.  Loop
+ * thread only. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
+#include <stdio.h>
+#include <string.h>
+
+#include "core/conn_int.h"
+#include "util/addr.h"
+#include "util/alloc.h"
+#include "wire/wire.h"
+
+static ch_conn_t *conn_of(ch_link_t *l)
+{
+    return l != NULL ? CH_CONTAINER_OF(l, ch_conn_t, link) : NULL;
+}
+
+static ch_conn_t *next_conn(ch_conns_t *cs, ch_conn_t *c)
+{
+    return conn_of(ch_list_next(&cs->all, &c->link));
+}
+
+void ch_conns_init(ch_conns_t *cs)
+{
+    ch_list_init(&cs->all);
+    ch_list_init(&cs->flush);
+    cs->corked = 0;
+    cs->closing = 0;
+    cs->open_handles = 0;
+}
+
+static void describe(ch_conn_t *c, char *out, size_t len)
+{
+    ch_addr_describe(c->ip_protocol, c->address,
+                     c->outgoing && c->remote ? c->remote->port
+                                              : c->peer_port,
+                     out, len);
+}
+
+/* One allocation per connection: struct, slots, write vector, (TLS) its
+ * TLS state, slot buffers, read buffer and (TLS) ciphertext buffer; a
+ * running connection allocates nothing more for messages that fit the
+ * slot buffers. */
+static ch_conn_t *conn_new(ch_conns_t *cs)
+{
+    size_t nslots = (size_t)cs->cfg->max_slots;
+    size_t rsize = cs->cfg->buffer_size;
+    size_t csize = cs->tls != NULL ? rsize : 0;
+    size_t tsize = cs->tls != NULL ? (ch_tls_size() + 15) & ~(size_t)15 : 0;
+    size_t head = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) +
+                  CH_IOV_CAP * sizeof(uv_buf_t) + tsize;
+    size_t size = head + nslots * CH_INLINE_SIZE + rsize + csize;
+    uint8_t *mem = ch_malloc(size);
+    ch_conn_t *c;
+    if (mem == NULL)
+        return NULL;
+    /* Buffers stay untouched until used, so an idle connection costs
+     * little resident memory. */
+    memset(mem, 0, head);
+    c = (ch_conn_t *)mem;
+    mem += sizeof(ch_conn_t);
+    c->slots = (ch_message_t *)mem;
+    mem += nslots * sizeof(ch_message_t);
+    c->iov = (uv_buf_t *)mem;
+    c->iov_cap = CH_IOV_CAP;
+    mem += CH_IOV_CAP * sizeof(uv_buf_t);
+    c->tls_mem = tsize > 0 ? (ch_tls_t *)(void *)mem : NULL;
+    mem += tsize;
+    c->inline_bufs = mem;
+    mem += nslots * CH_INLINE_SIZE;
+    c->rbuf = mem;
+    c->rbuf_size = rsize;
+    mem += rsize;
+    c->cbuf = csize > 0 ? mem : NULL;
+    c->nslots = (int)nslots;
+    c->cs = cs;
+    c->tcp.data = c;
+    c->wreq.data = c;
+    c->creq.data = c;
+    c->peer_window = 1;
+    ch_conn_slots_init(c);
+    ch_reader_init(&c->reader, cs->cfg->max_msg_size);
+    c->last_activity = uv_now(cs->loop);
+    c->deadline = c->last_activity + cs->connect_timeout_ms;
+    ch_list_push(&cs->all, &c->link);
+    return c;
+}
+
+static void conn_free(ch_conn_t *c)
+{
+    ch_conns_t *cs = c->cs;
+    if (ch_link_listed(&c->flush_link))
+        ch_list_remove(&cs->flush, &c->flush_link);
+    ch_conn_slots_free(c);
+    ch_list_remove(&cs->all, &c->link);
+    if (c->remote != NULL)
+        ch_remote_detach(c->remote);
+    if (c->tls != NULL)
+        ch_tls_cleanup(c->tls);
+    ch_free(c);
+}
+
+void ch_conn_maybe_free(ch_conn_t *c)
+{
+    if (c->handle_closed && c->slots_busy == 0)
+        conn_free(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    ch_conn_t *c = h->data;
+    ch_conns_t *cs = c->cs;
+    ch_conn_slots_closed(c);
+    c->handle_closed = 1;
+    cs->open_handles--;
+    ch_conn_maybe_free(c);
+    cs->on_handle_closed(cs);
+}
+
+void ch_conn_close(ch_conn_t *c, int status, const char *detail)
+{
+    ch_conns_t *cs = c->cs;
+    ch_remote_t *r = c->remote;
+    if (c->state == CH_CS_CLOSING)
+        return;
+    c->state = CH_CS_CLOSING;
+    c->close_status = status;
+    if (status != CH_OK) {
+        char who[96];
+        describe(c, who, sizeof(who));
+        snprintf(c->close_detail, sizeof(c->close_detail), "%s: %s", who,
+                 detail);
+    } else {
+        snprintf(c->close_detail, sizeof(c->close_detail), "%s", detail);
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->tls != NULL) {
+        uv_buf_t notify;
+        ch_tls_close(c->tls, c->writing, &notify);
+        if (notify.len > 0)
+            uv_try_write((uv_stream_t *)&c->tcp, &notify, 1);
+    }
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+    if (r != NULL) {
+        if (r->conn == c) {
+            /* Go on with another ready connection to the remote, if any
+             * (c itself is still counted in nconns). */
+            ch_conn_t *o;
+            for (o = r->nconns > 1 ? conn_of(ch_list_first(&cs->all)) : NULL;
+                 o != NULL; o = next_conn(cs, o))
+                if (o != c && o->remote == r && o->state == CH_CS_READY)
+                    break; /* the oldest */
+            ch_remote_set_current(r, o);
+        }
+        if (r->pending == c)
+            ch_remote_set_pending(r, NULL);
+        ch_conn_writer_closed(c);
+        /* Nothing left to carry the queue: fail it with the cause. */
+        if (r->conn == NULL && r->pending == NULL && !ch_list_empty(&r->queue))
+            ch_remote_fail_queue(r, status == CH_OK ? CH_ECONN : status,
+                                 c->close_detail);
+        else if (r->conn != NULL)
+            ch_conn_flush(r->conn);
+    }
+    if (cs->closing)
+        cs->on_closing(cs);
+}
+
+void ch_conn_handshake_done(ch_conn_t *c)
+{
+    ch_conns_t *cs = c->cs;
+    ch_remote_t *r;
+    memcpy(c->remote_identity, c->reader.hs_identity, CH_ID_SIZE);
+    if (!c->outgoing) {
+        r = ch_remote_get(cs->remotes, c->ip_protocol, c->address,
+                          c->reader.hs_port, 1);
+        if (r == NULL) {
+            ch_conn_close(c, CH_ENOMEM, "out of memory for the remote");
+            return;
+        }
+        c->remote = r;
+        ch_remote_attach(r);
+    }
+    r = c->remote;
+    if (r->pending == c)
+        ch_remote_set_pending(r, NULL);
+    /* Two connections to one remote (both sides connected at once): the
+     * one whose handshake completes last becomes current, as in libchirp,
+     * unless messages were already written on the current one -- then it
+     * stays, since switching streams would reorder what is in flight.
+     * The other one idles and is collected. */
+    if (r->conn == NULL || r->conn->written == 0)
+        ch_remote_set_current(r, c);
+    c->state = CH_CS_READY;
+    c->last_activity = uv_now(cs->loop);
+    c->cap_due = 1; /* the capability frame, first of all */
+    ch_conn_flush(c);
+}
+
+/* Write the chirp handshake (and start reading, unless TLS already
+ * does). */
+static void start_handshake(ch_conn_t *c, int start_reading)
+{
+    ch_conns_t *cs = c->cs;
+    uv_buf_t b;
+    int rc;
+    if (c->state != CH_CS_TLS)
+        c->deadline = uv_now(cs->loop) + cs->connect_timeout_ms;
+    c->state = CH_CS_HANDSHAKE;
+    uv_tcp_nodelay(&c->tcp, 1);
+    ch_wire_encode_handshake(c->hs_out, cs->port, cs->identity);
+    b = uv_buf_init((char *)c->hs_out, CH_HANDSHAKE_SIZE);
+    if (c->tls != NULL) {
+        /* A TLS flight may still be being written: queue it behind. */
+        rc = ch_tls_write(c->tls, &b, 1) == CH_OK ? 0 : UV_EPROTO;
+        if (rc == 0)
+            ch_conn_flush_tls(c);
+    } else {
+        rc = ch_conn_write(c, &b, 1);
+    }
+    if (rc == 0 && start_reading)
+        rc = ch_conn_read_start(c);
+    if (rc < 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "handshake: %s", uv_strerror(rc));
+        ch_conn_close(c, CH_ECONN, why);
+    }
+}
+
+/* TLS unless disabled or the peer is exactly 127.0.0.1 / ::1.  Returns 0
+ * when the connection may go on, or closes it and returns -1. */
+static int choose_encryption(ch_conn_t *c)
+{
+    c->encrypted = !c->cs->cfg->disable_encryption &&
+                   !ch_addr_is_loopback(c->ip_protocol, c->address);
+    if (c->encrypted && c->cs->tls == NULL) {
+        ch_conn_close(c, CH_ETLS,
+                      "peer is not loopback, so the connection must be "
+                      "encrypted, but no cert_chain_pem is configured "
+                      "(or set disable_encryption)");
+        return -1;
+    }
+    return 0;
+}
+
+void ch_conn_tls_step(ch_conn_t *c)
+{
+    char why[CH_DETAIL_SIZE];
+    int rc = ch_tls_handshake(c->tls, why, sizeof(why));
+    if (rc < 0) {
+        ch_conn_flush_tls(c); /* the alert, if the socket takes it */
+        ch_conn_close(c, CH_ETLS, why);
+        return;
+    }
+    if (rc == 1) {
+        start_handshake(c, 0); /* the chirp handshake, encrypted */
+        if (c->state == CH_CS_HANDSHAKE)
+            ch_conn_pump(c); /* data that came with the last flight */
+        return;
+    }
+    ch_conn_flush_tls(c);
+}
+
+static void start_tls(ch_conn_t *c, int server)
+{
+    int rc;
+    c->state = CH_CS_TLS;
+    c->deadline = uv_now(c->cs->loop) + c->cs->connect_timeout_ms;
+    uv_tcp_nodelay(&c->tcp, 1);
+    rc = ch_tls_init(c->tls_mem, c->cs->tls, server, c->cbuf, c->rbuf_size);
+    if (rc != CH_OK) {
+        ch_conn_close(c, rc, "cannot set up TLS for the connection");
+        return;
+    }
+    c->tls = c->tls_mem;
+    rc = ch_conn_read_start(c);
+    if (rc < 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "read: %s", uv_strerror(rc));
+        ch_conn_close(c, CH_ECONN, why);
+        return;
+    }
+    if (!server)
+        ch_conn_tls_step(c); /* ClientHello */
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    ch_conn_t *c = req->data;
+    if (c->state == CH_CS_CLOSING)
+        return;
+    if (status < 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "connect failed: %s",
+                 uv_strerror(status));
+        ch_conn_close(c, status == UV_ETIMEDOUT ? CH_ETIMEDOUT : CH_ECONN,
+                      why);
+        return;
+    }
+    if (c->encrypted)
+        start_tls(c, 0);
+    else
+        start_handshake(c, 1);
+}
+
+static int conn_connect(ch_conns_t *cs, ch_remote_t *r)
+{
+    struct sockaddr_storage ss;
+    ch_conn_t *c = conn_new(cs);
+    int rc;
+    if (c == NULL)
+        return CH_ENOMEM;
+    c->outgoing = 1;
+    c->remote = r;
+    ch_remote_attach(r);
+    ch_remote_set_pending(r, c);
+    c->ip_protocol = r->ip_protocol;
+    memcpy(c->address, r->address, 16);
+    c->peer_port = r->port;
+    c->state = CH_CS_CONNECTING;
+    rc = uv_tcp_init(cs->loop, &c->tcp);
+    if (rc < 0) {
+        /* No handle: unlink and free right away. */
+        ch_remote_set_pending(r, NULL);
+        conn_free(c);
+        return CH_ECONN;
+    }
+    cs->open_handles++;
+    if (choose_encryption(c) != 0)
+        return CH_OK;
+    ch_addr_to_sockaddr(r->ip_protocol, r->address, r->port, &ss);
+    rc = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&ss,
+                        on_connect);
+    if (rc < 0) {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why), "connect failed: %s", uv_strerror(rc));
+        ch_conn_close(c, CH_ECONN, why);
+    }
+    return CH_OK;
+}
+
+int ch_conn_accept(ch_conns_t *cs, uv_stream_t *server)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss), rc;
+    ch_conn_t *c = conn_new(cs);
+    if (c == NULL)
+        return CH_ENOMEM;
+    c->state = CH_CS_HANDSHAKE;
+    if (uv_tcp_init(cs->loop, &c->tcp) < 0) {
+        conn_free(c);
+        return CH_ENOMEM;
+    }
+    cs->open_handles++;
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc == 0)
+        rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+    if (rc < 0) {
+        ch_conn_close(c, CH_ECONN, "accept failed");
+        return CH_OK;
+    }
+    ch_addr_from_sockaddr(&ss, &c->ip_protocol, c->address, &c->peer_port);
+    if (choose_encryption(c) != 0)
+        return CH_OK;
+    if (c->encrypted)
+        start_tls(c, 1);
+    else
+        start_handshake(c, 1);
+    return CH_OK;
+}
+
+void ch_conns_kick(ch_conns_t *cs, ch_remote_t *r)
+{
+    if (r->conn != NULL) {
+        ch_conn_t *c = r->conn;
+        if (!cs->corked)
+            ch_conn_flush(c);
+        else if (!ch_link_listed(&c->flush_link))
+            ch_list_push(&cs->flush, &c->flush_link);
+    } else if (r->pending == NULL) {
+        int rc = conn_connect(cs, r);
+        if (rc != CH_OK) /* the sends were accepted: they fail */
+            ch_remote_fail_queue(r, rc, "cannot open a connection");
+    }
+}
+
+void ch_conns_cork(ch_conns_t *cs)
+{
+    cs->corked++;
+}
+
+void ch_conns_uncork(ch_conns_t *cs)
+{
+    ch_link_t *l;
+    if (cs->corked == 0 || --cs->corked > 0)
+        return;
+    while ((l = ch_list_pop(&cs->flush)) != NULL)
+        ch_conn_flush(CH_CONTAINER_OF(l, ch_conn_t, flush_link));
+}
+
+static void conn_tick(ch_conn_t *c, uint64_t now)
+{
+    ch_conns_t *cs = c->cs;
+    if (c->state == CH_CS_CLOSING)
+        return;
+    if (c->state != CH_CS_READY) {
+        if (now >= c->deadline)
+            ch_conn_close(c, CH_ETIMEDOUT,
+                          c->state == CH_CS_CONNECTING ? "connect timed out"
+                          : c->state == CH_CS_TLS ? "TLS handshake timed out"
+                                                  : "handshake timed out");
+        return;
+    }
+    if (c->writing && c->wcount > 0 && now >= c->wmsgs[0]->deadline_) {
+        ch_conn_close(c, CH_ETIMEDOUT, "write timed out");
+        return;
+    }
+    if (c->tls != NULL && !c->writing && now - c->last_activity >= 1000)
+        ch_tls_trim(c->tls); /* quiet for a second: keep no big buffer */
+    if (now - c->last_activity >= cs->gc_ms && !c->writing &&
+        c->slots_busy == 0 && c->inflight == 0 &&
+        (c->remote == NULL || c->remote->conn != c ||
+         ch_list_empty(&c->remote->queue)))
+        ch_conn_close(c, CH_OK, "idle connection closed");
+}
+
+static void expire_remote(ch_remote_t *r, void *now)
+{
+    ch_remote_expire_queue(r, *(uint64_t *)now);
+    ch_conn_expire_inflight(r, *(uint64_t *)now);
+}
+
+void ch_conns_tick(ch_conns_t *cs, uint64_t now)
+{
+    ch_conn_t *c, *next;
+    if (cs->closing) {
+        for (c = conn_of(ch_list_first(&cs->all)); c != NULL; c = next) {
+            next = next_conn(cs, c);
+            if (c->draining && c->state != CH_CS_CLOSING &&
+                now >= cs->drain_deadline)
+                ch_conn_close(c, CH_ECLOSED, "node closed");
+        }
+        return;
+    }
+    ch_remotes_each(cs->remotes, expire_remote, &now);
+    for (c = conn_of(ch_list_first(&cs->all)); c != NULL; c = next) {
+        next = next_conn(cs, c);
+        conn_tick(c, now);
+    }
+}
+
+void ch_conns_close(ch_conns_t *cs)
+{
+    ch_conn_t *c, *next;
+    cs->closing = 1;
+    cs->drain_deadline = uv_now(cs->loop) + cs->timeout_ms;
+    /* ACKs of released messages still go out (bounded by the timeout),
+     * so a synchronous sender learns that they were delivered. */
+    for (c = conn_of(ch_list_first(&cs->all)); c != NULL; c = next) {
+        next = next_conn(cs, c);
+        if (c->state == CH_CS_READY &&
+            (c->writing || !ch_list_empty(&c->acks)))
+            c->draining = 1;
+        else
+            ch_conn_close(c, CH_ECLOSED, "node closed");
+    }
+}
+
+int ch_conns_all_closing(const ch_conns_t *cs)
+{
+    ch_link_t *l;
+    for (l = ch_list_first(&cs->all); l != NULL; l = ch_list_next(&cs->all, l))
+        if (conn_of(l)->state != CH_CS_CLOSING)
+            return 0;
+    return 1;
+}
+
+int ch_conns_testing_close(ch_conns_t *cs, ch_remote_t *r)
+{
+    (void)cs;
+    if (r->conn == NULL)
+        return CH_EINVAL;
+    if (!r->conn->writing)
+        return CH_EAGAIN;
+    ch_conn_close(r->conn, CH_ECONN, "closed by the test");
+    return CH_OK;
+}
+
+void ch_conns_testing_state(ch_conns_t *cs, ch_remote_t *r,
+                            ch_testing_remote_t *out)
+{
+    ch_conn_t *c = r->conn;
+    (void)cs;
+    memset(out, 0, sizeof(*out));
+    out->queued = r->queue.len;
+    out->inflight = r->inflight.len;
+    if (c != NULL) {
+        out->connected = 1;
+        out->writing = c->writing;
+        out->in_write = c->wcount;
+        out->window = c->peer_window;
+    }
+}
+
+void ch_conns_free(ch_conns_t *cs)
+{
+    ch_link_t *l;
+    while ((l = ch_list_first(&cs->all)) != NULL)
+        conn_free(conn_of(l));
+}

@@ -1,0 +1,85 @@
+/* core/conn.h - a node's connections: connect, accept, the handshake and
+ * the capability frame, the read path into the slot pool, the writer,
+ * idle and handshake timeouts, close and free.
+ *
+ * The node owns one ch_conns_t: it fills in the first block (what every
+ * connection needs from it) and the callbacks; the rest is this module's
+ * (conn.c, conn_read.c, conn_write.c), which owns every connection: a
+ * connection is freed when its handle is closed and the application
+ * holds none of its slots.  Loop thread only. */
+#ifndef CH_CONN_H
+#define CH_CONN_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "chirp.h"
+#include "chirp_testing.h"
+#include "core/remote.h"
+#include "tls/tls.h"
+#include "util/bufcache.h"
+#include "util/queue.h"
+#include "util/rng.h"
+
+typedef struct ch_conns ch_conns_t;
+
+struct ch_conns {
+    /* Set by the owner before the first connection, then read only. */
+    uv_loop_t *loop;
+    const ch_config_t *cfg;  /* checked */
+    ch_tls_ctx_t *tls;       /* NULL: plaintext only */
+    ch_bufcache_t *bufs;     /* big message buffers */
+    ch_rng_t *rng;           /* NOOP identities */
+    ch_remotes_t *remotes;
+    uint16_t port;           /* announced in the handshake */
+    const uint8_t *identity; /* announced in the handshake */
+    uint64_t timeout_ms;
+    uint64_t connect_timeout_ms;
+    uint64_t gc_ms;          /* idle connections are closed after this */
+    uint64_t noop_ms;        /* a NOOP goes first after this long idle */
+    /* A message arrived (the application releases it). */
+    void (*on_msg)(ch_conns_t *cs, ch_message_t *msg);
+    /* A connection's handle closed (open_handles went down by one). */
+    void (*on_handle_closed)(ch_conns_t *cs);
+    /* While closing: a connection began to close. */
+    void (*on_closing)(ch_conns_t *cs);
+    /* This module's. */
+    ch_list_t all;       /* every connection */
+    ch_list_t flush;     /* corked: connections to write at uncork */
+    int corked;
+    int closing;
+    int open_handles;
+    uint64_t drain_deadline;
+};
+
+/* Before the first connection (after the owner's block is filled). */
+void ch_conns_init(ch_conns_t *cs);
+/* Accept a connection from server: CH_OK, or CH_ENOMEM when there is no
+ * memory for it (it is not accepted: the caller must accept and drop it,
+ * or the listener stops accepting). */
+int ch_conn_accept(ch_conns_t *cs, uv_stream_t *server);
+/* Sends were queued on r: write them, or connect to r first.  A failure
+ * to connect fails them (through their callbacks). */
+void ch_conns_kick(ch_conns_t *cs, ch_remote_t *r);
+/* Hold back writing (nests); uncork writes each connection once. */
+void ch_conns_cork(ch_conns_t *cs);
+void ch_conns_uncork(ch_conns_t *cs);
+/* The application released a message (a second release does nothing). */
+void ch_conn_release(ch_message_t *msg);
+/* The timer: send timeouts, connect, handshake and idle timeouts. */
+void ch_conns_tick(ch_conns_t *cs, uint64_t now);
+/* The node closes: connections with ACKs to write drain them (until the
+ * timeout), the others close now. */
+void ch_conns_close(ch_conns_t *cs);
+/* 1 when every connection is closing. */
+int ch_conns_all_closing(const ch_conns_t *cs);
+/* Free every connection (the node is freed; handles are closed). */
+void ch_conns_free(ch_conns_t *cs);
+/* chirp_testing.h: close r's current connection if it is writing; what
+ * r's current connection is doing. */
+int ch_conns_testing_close(ch_conns_t *cs, ch_remote_t *r);
+void ch_conns_testing_state(ch_conns_t *cs, ch_remote_t *r,
+                            ch_testing_remote_t *out);
+
+#endif

@@ -1,0 +1,329 @@
+/* core/conn_read.c - a connection's read path: bytes from the socket (or
+ * decrypted by TLS) through the reader into the slot pool, messages
+ * delivered to the node, slots given back with their ACK.  With every
+ * slot taken the connection stops reading, so TCP holds the sender back.
+ * Loop thread only. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
+#endif
+#include <stdio.h>
+#include <string.h>
+
+#include "core/conn_int.h"
+#include "wire/wire.h"
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+void ch_conn_slots_init(ch_conn_t *c)
+{
+    int i;
+    for (i = 0; i < c->nslots; i++) {
+        c->slots[i].conn_ = c;
+        c->slots[i].index_ = (uint8_t)i;
+        c->slots[i].state_ = CH_MS_FREE;
+    }
+    ch_list_init(&c->acks);
+}
+
+int ch_conn_read_start(ch_conn_t *c)
+{
+    return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static uint8_t *inline_buf(ch_conn_t *c, const ch_message_t *m)
+{
+    return c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE;
+}
+
+/* Free a slot's buffer unless it is the slot's own preallocated one. */
+static void drop_buffer(ch_conn_t *c, ch_message_t *m)
+{
+    if (m->buf_ != NULL && m->buf_ != inline_buf(c, m))
+        ch_bufcache_put(c->cs->bufs, m->buf_, m->bufcap_);
+    m->buf_ = NULL;
+}
+
+void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
+{
+    if (m->state_ == CH_MS_FREE)
+        return;
+    drop_buffer(c, m);
+    m->state_ = CH_MS_FREE;
+    c->slots_busy--;
+    if (c->handle_closed) {
+        ch_conn_maybe_free(c);
+        return;
+    }
+    if (c->stalled && !c->pumping && c->state != CH_CS_CLOSING)
+        ch_conn_pump(c);
+}
+
+/* The application is done with m: queue its ACK if one was asked (the
+ * slot is free once the ACK is written), else free the slot now. */
+void ch_conn_release(ch_message_t *m)
+{
+    ch_conn_t *c = m->conn_;
+    if (m->state_ != CH_MS_APP)
+        return; /* a second release does nothing */
+    drop_buffer(c, m);
+    m->header = m->data = NULL;
+    if ((m->type & CH_MSG_REQ_ACK) && c->state == CH_CS_READY) {
+        m->state_ = CH_MS_ACKQ;
+        ch_list_push(&c->acks, &m->ack_link_);
+        ch_conn_flush(c);
+        return;
+    }
+    ch_conn_slot_free(c, m);
+}
+
+void ch_conn_slots_closed(ch_conn_t *c)
+{
+    int i;
+    /* Slots still being filled, or waiting for their ACK, are dropped;
+     * slots held by the application stay until it releases them. */
+    for (i = 0; i < c->nslots; i++) {
+        ch_message_t *m = &c->slots[i];
+        if (m->state_ == CH_MS_FILLING || m->state_ == CH_MS_ACKQ ||
+            m->state_ == CH_MS_ACKWRITE)
+            ch_conn_slot_free(c, m);
+    }
+}
+
+void ch_conn_slots_free(ch_conn_t *c)
+{
+    int i;
+    for (i = 0; i < c->nslots; i++)
+        drop_buffer(c, &c->slots[i]);
+}
+
+static ch_message_t *take_slot(ch_conn_t *c)
+{
+    int i;
+    for (i = 0; i < c->nslots; i++) {
+        if (c->slots[i].state_ == CH_MS_FREE) {
+            ch_message_t *m = &c->slots[i];
+            m->state_ = CH_MS_FILLING;
+            c->slots_busy++;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static void deliver(ch_conn_t *c, ch_message_t *m)
+{
+    ch_reader_t *rd = &c->reader;
+    ch_remote_t *r = c->remote;
+    memcpy(m->identity, rd->hdr.identity, CH_ID_SIZE);
+    m->serial = rd->hdr.serial;
+    m->type = rd->hdr.type;
+    m->header_len = rd->hdr.header_len;
+    m->data_len = rd->hdr.data_len;
+    m->header = m->buf_;
+    m->data = m->buf_ + m->header_len;
+    m->ip_protocol = r->ip_protocol;
+    memcpy(m->address, r->address, 16);
+    m->port = r->port;
+    memcpy(m->remote_identity, c->remote_identity, CH_ID_SIZE);
+    m->user_data = NULL;
+    m->link.next = m->link.prev = NULL;
+    m->state_ = CH_MS_APP;
+    c->cur = NULL;
+    c->cs->on_msg(c->cs, m);
+}
+
+/* The peer announced itself: synchronous sends to it may pipeline, up to
+ * its window and ours. */
+static void capability(ch_conn_t *c, const ch_cap_t *cap)
+{
+    int window = cap->window;
+    if (window > c->cs->cfg->max_inflight)
+        window = c->cs->cfg->max_inflight;
+    c->peer_window = window;
+    ch_conn_flush(c);
+}
+
+/* Parse what is in the read buffer; stop when every slot is taken.
+ * Returns 0 when the connection closed or stalled. */
+static int process(ch_conn_t *c)
+{
+    ch_reader_t *rd = &c->reader;
+    for (;;) {
+        size_t used;
+        int ev;
+        ch_cap_t cap;
+        if (c->state == CH_CS_CLOSING)
+            return 0;
+        if (rd->state == CH_RS_PAYLOAD_WAIT) {
+            ch_message_t *m = take_slot(c);
+            if (m == NULL) {
+                if (!c->stalled) {
+                    c->stalled = 1;
+                    uv_read_stop((uv_stream_t *)&c->tcp);
+                }
+                return 0;
+            }
+            if (rd->payload_len <= CH_INLINE_SIZE) {
+                m->buf_ = inline_buf(c, m);
+            } else {
+                m->buf_ = ch_bufcache_get(c->cs->bufs, rd->payload_len,
+                                          &m->bufcap_);
+                if (m->buf_ == NULL) {
+                    ch_conn_slot_free(c, m);
+                    ch_conn_close(c, CH_ENOMEM,
+                                  "out of memory for a large message");
+                    return 0;
+                }
+            }
+            c->cur = m;
+            ch_reader_set_payload(rd, m->buf_);
+        }
+        if (c->rpos == c->rlen &&
+            !(rd->state == CH_RS_PAYLOAD && ch_reader_payload_missing(rd) == 0))
+            break;
+        ev = ch_reader_feed(rd, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+        c->rpos += used;
+        switch (ev) {
+        case CH_RD_MORE:
+            break;
+        case CH_RD_HANDSHAKE:
+            ch_conn_handshake_done(c);
+            break;
+        case CH_RD_HEADER:
+            if (c->state != CH_CS_READY) {
+                ch_conn_close(c, CH_EPROTO, "message before handshake");
+                return 0;
+            }
+            break;
+        case CH_RD_CONTROL:
+            if (rd->hdr.type & CH_MSG_ACK)
+                ch_conn_ack_received(c, rd->hdr.identity);
+            else if (ch_wire_decode_cap(&rd->hdr, &cap))
+                capability(c, &cap);
+            break;
+        case CH_RD_MESSAGE:
+            deliver(c, c->cur);
+            break;
+        default: {
+            char why[CH_DETAIL_SIZE];
+            snprintf(why, sizeof(why), "protocol error: %s",
+                     rd->why ? rd->why : "bad input");
+            ch_conn_close(c, rd->error == CH_EMSGSIZE ? CH_EMSGSIZE
+                                                      : CH_EPROTO,
+                          why);
+            return 0;
+        }
+        }
+    }
+    c->rpos = c->rlen = 0;
+    return 1;
+}
+
+/* Parse everything available (plaintext, or what TLS decrypts), then make
+ * sure the connection reads again unless every slot is taken. */
+static void pump_once(ch_conn_t *c)
+{
+    for (;;) {
+        char why[CH_DETAIL_SIZE];
+        int n;
+        uint32_t missing;
+        if (!process(c))
+            return;
+        if (c->tls == NULL)
+            break;
+        missing = ch_reader_payload_missing(&c->reader);
+        if (missing >= CH_DIRECT_READ && c->cur != NULL) {
+            /* Decrypt a big payload straight into the message buffer. */
+            n = ch_tls_read(c->tls,
+                            c->reader.payload + c->reader.payload_have,
+                            missing, why, sizeof(why));
+            if (n < 0) {
+                ch_conn_close(c, n, why);
+                return;
+            }
+            if (n == 0)
+                break;
+            ch_reader_payload_advance(&c->reader, (uint32_t)n);
+            continue;
+        }
+        n = ch_tls_read(c->tls, c->rbuf, c->rbuf_size, why, sizeof(why));
+        if (n < 0) {
+            ch_conn_close(c, n, why);
+            return;
+        }
+        if (n == 0)
+            break;
+        c->rpos = 0;
+        c->rlen = (size_t)n;
+    }
+    if (c->tls != NULL)
+        ch_conn_flush_tls(c);
+    if (c->stalled && c->state != CH_CS_CLOSING) {
+        c->stalled = 0;
+        ch_conn_read_start(c);
+    }
+}
+
+/* pump_once, marked: a message released from inside the receive
+ * callback frees its slot for this very pump (the next message takes
+ * it), instead of starting another pump inside this one. */
+void ch_conn_pump(ch_conn_t *c)
+{
+    c->pumping++;
+    pump_once(c);
+    c->pumping--;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ch_conn_t *c = h->data;
+    uint32_t missing = ch_reader_payload_missing(&c->reader);
+    (void)suggested;
+    if (c->tls != NULL) {
+        ch_tls_read_buffer(c->tls, buf);
+        return;
+    }
+    if (missing >= CH_DIRECT_READ && c->rpos == c->rlen && c->cur != NULL) {
+        /* Read a big payload straight into the message buffer. */
+        buf->base = (char *)c->reader.payload + c->reader.payload_have;
+        buf->len = missing;
+        return;
+    }
+    buf->base = (char *)c->rbuf;
+    buf->len = c->rbuf_size;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    ch_conn_t *c = s->data;
+    if (nread < 0) {
+        char why[CH_DETAIL_SIZE];
+        if (nread == UV_EOF)
+            snprintf(why, sizeof(why), "connection closed by peer");
+        else
+            snprintf(why, sizeof(why), "read failed: %s",
+                     uv_strerror((int)nread));
+        ch_conn_close(c, CH_ECONN, why);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_activity = uv_now(c->cs->loop);
+    if (c->tls != NULL) {
+        ch_tls_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread);
+        if (c->state == CH_CS_TLS)
+            ch_conn_tls_step(c);
+        else
+            ch_conn_pump(c);
+        return;
+    }
+    if (buf->base != (char *)c->rbuf) {
+        ch_reader_payload_advance(&c->reader, (uint32_t)nread);
+        c->rpos = c->rlen = 0;
+    } else {
+        c->rpos = 0;
+        c->rlen = (size_t)nread;
+    }
+    ch_conn_pump(c);
+}

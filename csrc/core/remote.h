@@ -1,0 +1,69 @@
+/* core/remote.h - the remotes (IP version, address, port) a node talks
+ * to: a hashed table, each remote with the queue of sends not yet
+ * written and the list of sends waiting for their ACK.  A remote owns
+ * nothing: the sends are their callers', the connections the connection
+ * set's; it points at its current connection.  Loop thread only. */
+#ifndef CH_REMOTE_H
+#define CH_REMOTE_H
+
+#include <stdint.h>
+
+#include "chirp.h"
+#include "util/htable.h"
+#include "util/queue.h"
+
+typedef struct ch_remote {
+    uint8_t ip_protocol;
+    uint8_t address[16];
+    uint16_t port;
+    ch_link_t hlink;     /* in its table bucket */
+    ch_conn_t *conn;     /* the current ready connection, or NULL */
+    ch_conn_t *pending;  /* an outgoing connection being set up, or NULL */
+    ch_list_t queue;     /* sends not yet written */
+    ch_list_t inflight;  /* written, waiting for the ACK (synchronous) */
+    uint32_t serial;     /* of the last message written to it */
+    int nconns;          /* connections that belong to it */
+} ch_remote_t;
+
+typedef struct ch_remotes {
+    ch_htable_t table; /* of ch_remote_t, by hlink */
+} ch_remotes_t;
+
+/* CH_OK or CH_ENOMEM. */
+int ch_remotes_init(ch_remotes_t *t);
+/* Free every remote and the table. */
+void ch_remotes_free(ch_remotes_t *t);
+/* The remote for (ip_protocol, address, port); made if create is set
+ * (NULL when there is no memory for it). */
+ch_remote_t *ch_remote_get(ch_remotes_t *t, uint8_t ip_protocol,
+                           const uint8_t address[16], uint16_t port,
+                           int create);
+/* Call fn on every remote (fn must not free any). */
+void ch_remotes_each(ch_remotes_t *t, void (*fn)(ch_remote_t *, void *),
+                     void *arg);
+/* Free the remotes nothing refers to any more. */
+void ch_remotes_gc(ch_remotes_t *t);
+
+/* Queue a send (its deadline set) / take the next one to write. */
+void ch_remote_queue(ch_remote_t *r, ch_send_t *s);
+ch_send_t *ch_remote_next(ch_remote_t *r);
+/* Fail every queued send (not those in flight). */
+void ch_remote_fail_queue(ch_remote_t *r, int status, const char *detail);
+/* Fail the queued sends whose deadline passed. */
+void ch_remote_expire_queue(ch_remote_t *r, uint64_t now);
+/* A synchronous send was written / is done waiting for its ACK. */
+void ch_remote_inflight_add(ch_remote_t *r, ch_send_t *s);
+void ch_remote_inflight_remove(ch_remote_t *r, ch_send_t *s);
+/* The send in flight with this identity, or NULL. */
+ch_send_t *ch_remote_inflight_find(ch_remote_t *r,
+                                   const uint8_t identity[CH_ID_SIZE]);
+uint32_t ch_remote_next_serial(ch_remote_t *r);
+
+/* Connections: one more / one less belongs to r; the current and the
+ * pending one. */
+void ch_remote_attach(ch_remote_t *r);
+void ch_remote_detach(ch_remote_t *r);
+void ch_remote_set_current(ch_remote_t *r, ch_conn_t *c);
+void ch_remote_set_pending(ch_remote_t *r, ch_conn_t *c);
+
+#endif

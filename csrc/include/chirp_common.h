@@ -1,0 +1,223 @@
+/* chirp_common.h - what the loop API (chirp.h) and the bridge API
+ * (chirp_bridge.h) share: error codes, sizes, the configuration and its
+ * option table, received messages, destinations and addresses.  It needs
+ * no libuv header, so bindings can declare it as it is.
+ *
+ * Errors are negative codes; a function that can fail returns one, and a
+ * runtime failure never aborts the process. */
+#ifndef CHIRP_COMMON_H
+#define CHIRP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CH_ID_SIZE 16
+#define CH_HANDSHAKE_SIZE 18
+#define CH_HEADER_SIZE 27
+#define CH_MAX_SLOTS 32
+#define CH_DETAIL_SIZE 256
+
+/* Message type bits (wire byte 26). */
+#define CH_MSG_REQ_ACK 1
+#define CH_MSG_ACK 2
+#define CH_MSG_NOOP 4
+
+/* ------------------------------------------------------------------ errors */
+
+/* Every error code: XX(name, code, meaning).  ch_errname() gives
+ * "CH_<name>", ch_strerror() the meaning. */
+#define CH_ERRNO_MAP(XX)                                                    \
+    XX(OK, 0, "success")                                                    \
+    XX(EINVAL, -1, "invalid argument")                                      \
+    XX(ENOMEM, -2, "out of memory")                                         \
+    XX(ETIMEDOUT, -3, "timed out")                                          \
+    XX(ECONN, -4, "connection failed or lost")                              \
+    XX(EPROTO, -5, "protocol error")                                        \
+    XX(ECLOSED, -6, "node closed")                                          \
+    XX(ETLS, -7, "TLS error")                                               \
+    XX(EADDR, -8, "address error")                                          \
+    XX(EMSGSIZE, -9, "message too large")                                   \
+    XX(EAGAIN, -10, "resource temporarily unavailable")
+
+enum ch_errno {
+#define CH_ERRNO_ENUM_(name, code, text) CH_##name = code,
+    CH_ERRNO_MAP(CH_ERRNO_ENUM_)
+#undef CH_ERRNO_ENUM_
+};
+
+/* The name ("CH_EINVAL") and meaning of an error code. */
+const char *ch_errname(int err);
+const char *ch_strerror(int err);
+
+/* ------------------------------------------------------------------ config */
+
+/* Option kinds: the C type of a field of ch_config_t, and its check. */
+#define CH_OPT_INT 1     /* int in lo..hi */
+#define CH_OPT_U32 2     /* uint32_t in lo..hi */
+#define CH_OPT_SECONDS 3 /* double, > lo and <= hi */
+#define CH_OPT_BOOL 4    /* int, 0 or 1 */
+#define CH_OPT_IPV4 5    /* const char *: an IPv4 address; NULL or "": off */
+#define CH_OPT_IPV6 6    /* const char *: an IPv6 address; NULL or "": off */
+#define CH_OPT_PATH 7    /* const char *: a file's path, or NULL */
+#define CH_OPT_ID 8      /* const uint8_t *: CH_ID_SIZE bytes, or NULL */
+
+#define CH_OPT_CTYPE_INT int
+#define CH_OPT_CTYPE_U32 uint32_t
+#define CH_OPT_CTYPE_SECONDS double
+#define CH_OPT_CTYPE_BOOL int
+#define CH_OPT_CTYPE_IPV4 const char *
+#define CH_OPT_CTYPE_IPV6 const char *
+#define CH_OPT_CTYPE_PATH const char *
+#define CH_OPT_CTYPE_ID const uint8_t *
+
+/* Option flags. */
+#define CH_OPT_ZERO_OK 1 /* 0 is allowed besides lo..hi (a default) */
+#define CH_OPT_BINDING 2 /* for the bridge and bindings; the loop API
+                            ignores it */
+
+/* Every option, one entry each: XX(name, kind, default, default text,
+ * lo, hi, flags, doc).  This table is the configuration: ch_config_t
+ * has one field per entry, of the kind's C type; ch_config_init() and
+ * ch_config_check() follow it, ch_config_options() hands it to
+ * bindings (chirp.Config is made from it) and docs/options.md is
+ * written from it.  Pointers are the caller's and need to live only
+ * until ch_node_new() or ch_bridge_open() returns. */
+#define CH_CONFIG_MAP(XX)                                                   \
+    XX(port, INT, 2998, NULL, 0, 65535, 0,                                  \
+       "TCP port to listen on; 0: the system picks one")                    \
+    XX(timeout, SECONDS, 5.0, NULL, 0, 86400, 0,                            \
+       "seconds a send may take to be written (synchronous: acknowledged); "\
+       "connecting may take min(2 x timeout, 60 s)")                        \
+    XX(reuse_time, SECONDS, 30.0, NULL, 0, 86400, 0,                        \
+       "an idle connection is closed after max(reuse_time, 3 x timeout) "   \
+       "seconds")                                                           \
+    XX(max_slots, INT, 16, NULL, 1, CH_MAX_SLOTS, 0,                        \
+       "receive slots per connection: with every slot held by the "         \
+       "application, the connection stops reading and TCP holds the "       \
+       "sender back")                                                       \
+    XX(synchronous, BOOL, 1, NULL, 0, 1, 0,                                 \
+       "a send succeeds only when the remote released the message "         \
+       "(acknowledged); off: when it was handed to the kernel")             \
+    XX(buffer_size, INT, 0, NULL, 1024, 16777216, CH_OPT_ZERO_OK,           \
+       "read buffer per connection in bytes; 0: 65536")                     \
+    XX(max_msg_size, U32, 104857600, NULL, 1, 4294967295.0, 0,              \
+       "header + data of one message at most, in bytes")                    \
+    XX(bind_v4, IPV4, 0, "0.0.0.0", 0, 0, 0,                                \
+       "IPv4 address to listen on; empty: none")                            \
+    XX(bind_v6, IPV6, 0, "::", 0, 0, 0,                                     \
+       "IPv6 address to listen on; empty: none")                            \
+    XX(identity, ID, 0, NULL, 0, 0, 0,                                      \
+       "the node's 16-byte identity; none: random")                         \
+    XX(backlog, INT, 100, NULL, 1, 65535, 0, "listen backlog")              \
+    XX(disable_encryption, BOOL, 0, NULL, 0, 1, 0,                          \
+       "plaintext to every peer; off: TLS unless the peer is 127.0.0.1 "    \
+       "or ::1")                                                            \
+    XX(cert_chain_pem, PATH, 0, NULL, 0, 0, 0,                              \
+       "PEM file: the node's certificate, the CA certificate(s), the "      \
+       "node's private key, in this order; also the trust store")           \
+    XX(dh_params_pem, PATH, 0, NULL, 0, 0, 0,                               \
+       "PEM file of DH parameters for DHE ciphers with TLS 1.2 peers")      \
+    XX(auto_release, BOOL, 1, NULL, 0, 1, CH_OPT_BINDING,                   \
+       "bindings: a received message is released as it is handed out "     \
+       "(small ones through the bridge's inbox); off: the application "     \
+       "releases each")                                                     \
+    XX(max_inflight, INT, 16, NULL, 1, 1024, 0,                             \
+       "synchronous: messages in flight per remote at most, and the "       \
+       "window this node announces to chirp peers (libchirp peers: 1)")     \
+    XX(spin_us, INT, 50, NULL, 0, 100000, CH_OPT_BINDING,                   \
+       "bridge: microseconds a waiting thread, and the loop thread after "  \
+       "traffic, polls before it sleeps; 0: sleep at once")                 \
+    XX(inbox_size, INT, 262144, NULL, 4096, 1073741824,                     \
+       CH_OPT_ZERO_OK | CH_OPT_BINDING,                                     \
+       "bridge, with auto_release: bytes of the inbox that small messages " \
+       "needing no acknowledgement are copied into, freeing their slots; "  \
+       "0: none")
+
+typedef struct ch_config {
+#define CH_CONFIG_FIELD_(name, kind, dflt, dtext, lo, hi, flags, doc)       \
+    CH_OPT_CTYPE_##kind name;
+    CH_CONFIG_MAP(CH_CONFIG_FIELD_)
+#undef CH_CONFIG_FIELD_
+} ch_config_t;
+
+/* One entry of CH_CONFIG_MAP, for bindings and documentation. */
+typedef struct ch_option {
+    const char *name;
+    int kind;             /* CH_OPT_INT ... */
+    int flags;            /* CH_OPT_ZERO_OK, CH_OPT_BINDING */
+    size_t offset;        /* of the field in ch_config_t */
+    double dflt;          /* the default of a number or bool */
+    const char *dflt_text; /* the default of an address (else NULL) */
+    double lo;            /* bounds of numbers (see the kinds) */
+    double hi;
+    const char *doc;
+} ch_option_t;
+
+/* Fill a config with the defaults. */
+void ch_config_init(ch_config_t *config);
+/* CH_OK, or CH_EINVAL with a message naming the bad option in err. */
+int ch_config_check(const ch_config_t *config, char *err, size_t errlen);
+/* The option table, in CH_CONFIG_MAP's order; *count gets its length. */
+const ch_option_t *ch_config_options(int *count);
+
+/* ---------------------------------------------------------------- messages */
+
+typedef struct ch_conn ch_conn_t;
+
+/* A link of the core's intrusive lists (util/queue.h); private. */
+typedef struct ch_link {
+    struct ch_link *next;
+    struct ch_link *prev;
+} ch_link_t;
+
+/* A received message.  It lives in a slot of the connection it came on
+ * and stays valid until it is released (or the node is freed). */
+typedef struct ch_message {
+    uint8_t identity[CH_ID_SIZE];
+    uint32_t serial;
+    uint8_t type;
+    uint16_t header_len;
+    uint32_t data_len;
+    uint8_t *header;
+    uint8_t *data;
+    uint8_t ip_protocol; /* 4 or 6 */
+    uint8_t address[16]; /* IPv4 in the first 4 bytes */
+    uint16_t port;       /* the sender's listening port */
+    uint8_t remote_identity[CH_ID_SIZE];
+    void *user_data;
+    /* Whoever holds the message (the application, or the bridge) may
+     * keep it on a list with this link; the core does not touch it
+     * between delivery and release. */
+    ch_link_t link;
+    /* private: the connection's (core/conn_read.c) */
+    ch_conn_t *conn_;
+    uint8_t *buf_;
+    uint32_t bufcap_; /* a big buffer's size (util/bufcache.c) */
+    ch_link_t ack_link_;
+    uint8_t state_;
+    uint8_t index_;
+    uint8_t ack_hdr_[CH_HEADER_SIZE];
+} ch_message_t;
+
+/* Where a message goes: a remote node's address and listening port. */
+typedef struct ch_dest {
+    uint8_t ip_protocol; /* 4 or 6 */
+    uint8_t address[16]; /* IPv4 in the first 4 bytes */
+    uint16_t port;
+} ch_dest_t;
+
+/* Parse "1.2.3.4" or "::1" into ip_protocol/address: CH_OK or CH_EINVAL. */
+int ch_parse_address(const char *text, uint8_t *ip_protocol,
+                     uint8_t address[16]);
+/* Format an address; out should hold 64 bytes. */
+void ch_format_address(uint8_t ip_protocol, const uint8_t address[16],
+                       char *out, size_t outlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
