@@ -201,9 +201,9 @@ def test_big_messages_sent_without_a_copy_stay_intact(pair):
 def test_plain_future_fallback_works(pair, monkeypatch):
     """On a Python whose Future has other fields, chirp falls back to the
     plain Future (Condition made at once): everything still works."""
-    import chirp.node
+    import chirp._futures
 
-    monkeypatch.setattr(chirp.node, "_new_future", chirp.node._PlainChirpFuture)
+    monkeypatch.setattr(chirp._futures, "new_future", chirp._futures.PlainChirpFuture)
     a, b = pair
     futs = [a.send_async(addr(b), b"f%d" % i) for i in range(500)]
     assert all("_condition" in vars(f) for f in futs)

@@ -279,7 +279,7 @@ def test_collecting_a_node_inside_the_future_lock_does_not_hang():
     thread (a request waiting for its reply: the lock is taken again) and
     must not wait for the pump (it may wait for that lock itself: a send
     failed by the close)."""
-    import chirp.node
+    import chirp._futures
 
     with new_node(synchronous=False) as peer:
         node = new_node(synchronous=True, timeout=5.0)
@@ -289,7 +289,7 @@ def test_collecting_a_node_inside_the_future_lock_does_not_hang():
         time.sleep(0.3)  # both delivered; the peer neither replies nor releases
         assert not request.done() and not send.done()
         del node
-        with chirp.node._FUTURE_LOCK:
+        with chirp._futures.FUTURE_LOCK:
             gc.collect()
         assert isinstance(request.exception(timeout=10), chirp.ClosedError)
         assert isinstance(send.exception(timeout=10), chirp.ClosedError)
@@ -304,17 +304,17 @@ def test_a_request_sent_while_closing_stays_for_its_reply(pair):
     a, _ = pair
     core = a._core
     token = 10**15  # far beyond the node's own tokens
-    fut = chirp.node._new_future()
+    fut = chirp._futures.new_future()
     fut._plain, fut._token = False, token
     core.pending[token] = fut
     core.closing = True
     try:
-        core._succeed(token, 1)
+        chirp._pump.succeed(core, token, 1)
         assert not fut.done()
         assert core.pending.get(token) is fut
     finally:
         core.closing = False
-    send = chirp.node._new_future()  # a send the core never finished
+    send = chirp._futures.new_future()  # a send the core never finished
     core.pending[token + 1] = send
     a.close()
     with pytest.raises(chirp.ClosedError, match="before the reply arrived"):

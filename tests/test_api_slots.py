@@ -110,15 +110,17 @@ def test_synchronous_sender_in_other_process_blocked(node_factory):
         sender.stop()
 
 
-def test_out_of_order_release_acknowledges_the_right_send(node_factory):
+@pytest.mark.parametrize("identity", [None, b"configured-ident"], ids=["random", "configured"])
+def test_out_of_order_release_acknowledges_the_right_send(node_factory, identity):
     """ACKs are matched by identity: releasing the last held message first
-    completes exactly that send."""
+    completes exactly that send.  All three are in flight at once: the
+    receiver's capability frame opened the window (whatever the sender's
+    identity)."""
     rx = node_factory(synchronous=False, max_slots=N, auto_release=False)
-    tx = node_factory(synchronous=True, timeout=20.0)
+    tx = node_factory(synchronous=True, timeout=20.0, identity=identity)
     futs = [tx.send_async(addr(rx), numbered(i)) for i in range(3)]
     held = _drain(rx, quiet=1.0)
-    if len(held) < 2:
-        pytest.skip("the synchronous sender keeps one message in flight")
+    assert len(held) == 3, f"{len(held)} in flight: the window did not open"
     assert [number_of(m.data) for m in held] == list(range(len(held)))
     last = len(held) - 1
     held[last].release()
@@ -130,6 +132,24 @@ def test_out_of_order_release_acknowledges_the_right_send(node_factory):
         m.release()
     for f in futs:
         assert f.result(timeout=10.0) is None
+
+
+def test_the_receiver_announces_its_window(node_factory):
+    """A receiver with max_inflight=2 announces a window of 2: a sender
+    allowed 16 keeps 2 in flight, and the third goes once one is
+    released."""
+    rx = node_factory(synchronous=False, max_slots=N, auto_release=False, max_inflight=2)
+    tx = node_factory(synchronous=True, timeout=20.0, max_inflight=16)
+    futs = [tx.send_async(addr(rx), numbered(i)) for i in range(3)]
+    held = _drain(rx, quiet=1.0)
+    assert [number_of(m.data) for m in held] == [0, 1]
+    held[0].release()
+    assert futs[0].result(timeout=5.0) is None
+    third = rx.recv(timeout=5.0)
+    assert number_of(third.data) == 2
+    held[1].release()
+    third.release()
+    assert [f.result(timeout=5.0) for f in futs] == [None] * 3
 
 
 def test_async_send_times_out_when_receiver_stalls(node_factory):

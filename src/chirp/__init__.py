@@ -18,7 +18,8 @@ from .errors import (
     ProtocolError,
     TLSError,
 )
-from .node import Message, Node
+from .message import Message
+from .node import Node
 
 __version__ = "0.1.0"
 

@@ -1,112 +1,121 @@
-"""Node configuration: every option checked (type and value) before anything starts."""
+"""Node configuration, made from the core's option table.
+
+Every option is one entry of CH_CONFIG_MAP in csrc/include/chirp_common.h
+(name, kind, default, bounds, doc).  ``Config`` is built from that table
+when chirp is imported: its fields, their checks (type and value, before
+anything starts), the conversion to the C struct, and docs/options.md
+(``python -m chirp.config``) all follow it, and the C core checks the same
+bounds again in ch_config_check.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-_MIB = 1024 * 1024
+from ._chirp import ffi, lib
+
+INT, U32, SECONDS, BOOL = lib.CH_OPT_INT, lib.CH_OPT_U32, lib.CH_OPT_SECONDS, lib.CH_OPT_BOOL
+IPV4, IPV6, PATH, ID = lib.CH_OPT_IPV4, lib.CH_OPT_IPV6, lib.CH_OPT_PATH, lib.CH_OPT_ID
 
 
-@dataclass
-class Config:
-    """The options of a :class:`chirp.Node`, mirroring libchirp's config.
+@dataclass(frozen=True)
+class Option:
+    """One entry of the core's option table."""
 
-    Defaults are libchirp's: port 2998, timeout 5 s, reuse_time 30 s,
-    max_msg_size 100 MiB, backlog 100, synchronous mode.
-    """
+    name: str
+    kind: int
+    default: Any
+    lo: float
+    hi: float
+    zero_ok: bool  # 0 is allowed besides lo..hi
+    binding: bool  # read by the bridge and bindings, not the loop API
+    doc: str
 
-    port: int = 2998
-    timeout: float = 5.0
-    reuse_time: float = 30.0
-    max_slots: int = 16
-    synchronous: bool = True
-    buffer_size: int = 0
-    max_msg_size: int = 100 * _MIB
-    bind_v4: str = "0.0.0.0"
-    bind_v6: str = "::"
-    identity: bytes | None = None
-    backlog: int = 100
-    disable_encryption: bool = False
-    cert_chain_pem: str | None = None
-    dh_params_pem: str | None = None
-    auto_release: bool = True
-    max_inflight: int = 16
-    spin_us: int = 50
-    inbox_size: int = 256 * 1024
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise TypeError/ValueError naming the first bad option."""
-        _int("port", self.port, 0, 65535)
-        _num("timeout", self.timeout, 0.0, 86400.0)
-        _num("reuse_time", self.reuse_time, 0.0, 86400.0)
-        _int("max_slots", self.max_slots, 1, 32)
-        _bool("synchronous", self.synchronous)
-        if self.buffer_size != 0 or isinstance(self.buffer_size, bool):
-            _int("buffer_size", self.buffer_size, 1024, 16 * _MIB, "0 or ")
-        _int("max_msg_size", self.max_msg_size, 1, 0xFFFFFFFF)
-        _ip("bind_v4", self.bind_v4, 4)
-        _ip("bind_v6", self.bind_v6, 6)
-        if not self.bind_v4 and not self.bind_v6:
-            raise ValueError("bind_v4 and bind_v6 are both empty: nothing to listen on")
-        if self.identity is not None:
-            if not isinstance(self.identity, (bytes, bytearray)):
-                raise TypeError(
-                    f"identity must be bytes or None, got {type(self.identity).__name__}"
-                )
-            if len(self.identity) != 16:
-                raise ValueError(f"identity must be 16 bytes, got {len(self.identity)}")
-            self.identity = bytes(self.identity)
-        _int("backlog", self.backlog, 1, 65535)
-        _bool("disable_encryption", self.disable_encryption)
-        _path("cert_chain_pem", self.cert_chain_pem)
-        _path("dh_params_pem", self.dh_params_pem)
-        _bool("auto_release", self.auto_release)
-        _int("max_inflight", self.max_inflight, 1, 1024)
-        _int("spin_us", self.spin_us, 0, 100_000)
-        if self.inbox_size != 0 or isinstance(self.inbox_size, bool):
-            _int("inbox_size", self.inbox_size, 4096, 1024 * _MIB, "0 or ")
-
-    @classmethod
-    def option_names(cls) -> list[str]:
-        """The names of all options."""
-        return [f.name for f in fields(cls)]
-
-    def replace(self, **changes: Any) -> Config:
-        """A copy with some options changed (checked again)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        values.update(changes)
-        return Config(**values)
+    @property
+    def pytype(self) -> str:
+        """The Python type of the option's value, as text."""
+        return {
+            INT: "int",
+            U32: "int",
+            SECONDS: "float",
+            BOOL: "bool",
+            IPV4: "str",
+            IPV6: "str",
+            PATH: "str | None",
+            ID: "bytes | None",
+        }[self.kind]
 
 
-def _int(name: str, value: Any, lo: int, hi: int, prefix: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be {prefix}in {lo}..{hi}, got {value}")
+def _default(o: Any) -> Any:
+    if o.kind in (INT, U32):
+        return int(o.dflt)
+    if o.kind == SECONDS:
+        return float(o.dflt)
+    if o.kind == BOOL:
+        return bool(o.dflt)
+    if o.kind in (IPV4, IPV6):
+        return ffi.string(o.dflt_text).decode()
+    return None  # PATH, ID
 
 
-def _num(name: str, value: Any, lo: float, hi: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not lo < value <= hi:  # also rejects NaN
-        raise ValueError(f"{name} must be > {lo:g} and <= {hi:g} seconds, got {value}")
+def _read_table() -> tuple[Option, ...]:
+    count = ffi.new("int *")
+    table = lib.ch_config_options(count)
+    return tuple(
+        Option(
+            name=ffi.string(o.name).decode(),
+            kind=o.kind,
+            default=_default(o),
+            lo=o.lo,
+            hi=o.hi,
+            zero_ok=bool(o.flags & lib.CH_OPT_ZERO_OK),
+            binding=bool(o.flags & lib.CH_OPT_BINDING),
+            doc=ffi.string(o.doc).decode(),
+        )
+        for o in (table[i] for i in range(count[0]))
+    )
 
 
-def _bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+OPTIONS: tuple[Option, ...] = _read_table()
+_BY_NAME = {o.name: o for o in OPTIONS}
 
 
-def _ip(name: str, value: Any, version: int) -> None:
+def check(o: Option, value: Any) -> Any:
+    """The value, checked against its option (and normalised: a bytearray
+    identity becomes bytes); TypeError or ValueError naming the option."""
+    name = o.name
+    if o.kind in (INT, U32):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if not (o.zero_ok and value == 0) and not o.lo <= value <= o.hi:
+            prefix = "0 or " if o.zero_ok else ""
+            raise ValueError(f"{name} must be {prefix}in {o.lo:.0f}..{o.hi:.0f}, got {value}")
+    elif o.kind == SECONDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not o.lo < value <= o.hi:  # also refuses NaN
+            raise ValueError(f"{name} must be > {o.lo:g} and <= {o.hi:g} seconds, got {value}")
+    elif o.kind == BOOL:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    elif o.kind in (IPV4, IPV6):
+        _check_ip(name, value, 4 if o.kind == IPV4 else 6)
+    elif o.kind == PATH:
+        _check_path(name, value)
+    elif o.kind == ID and value is not None:
+        if not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"{name} must be bytes or None, got {type(value).__name__}")
+        if len(value) != lib.CH_ID_SIZE:
+            raise ValueError(f"{name} must be {lib.CH_ID_SIZE} bytes, got {len(value)}")
+        value = bytes(value)
+    return value
+
+
+def _check_ip(name: str, value: Any, version: int) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
     if value == "":
@@ -119,10 +128,128 @@ def _ip(name: str, value: Any, version: int) -> None:
         raise ValueError(f"{name} is not an IPv{version} address: {value!r}")
 
 
-def _path(name: str, value: Any) -> None:
+def _check_path(name: str, value: Any) -> None:
     if value is None:
         return
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str) or None, got {type(value).__name__}")
     if not os.path.isfile(value):
         raise ValueError(f"{name}: no such file: {os.fspath(value)!r}")
+
+
+def _validate(self: Any) -> None:
+    """Raise TypeError/ValueError naming the first bad option."""
+    for o in OPTIONS:
+        object.__setattr__(self, o.name, check(o, getattr(self, o.name)))
+    if not self.bind_v4 and not self.bind_v6:
+        raise ValueError("bind_v4 and bind_v6 are both empty: nothing to listen on")
+
+
+def _option_names(cls: type) -> list[str]:
+    """The names of all options."""
+    return [o.name for o in OPTIONS]
+
+
+def _replace(self: Any, **changes: Any) -> Any:
+    """A copy with some options changed (checked again)."""
+    unknown = set(changes) - set(_BY_NAME)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return dataclasses.replace(self, **changes)
+
+
+def _docstring() -> str:
+    lines = [
+        "The options of a :class:`chirp.Node`, checked when made (TypeError or",
+        "ValueError naming the option); defaults are libchirp's.",
+        "",
+    ]
+    for o in OPTIONS:
+        lines.append(f"{o.name} ({o.pytype}, default {o.default!r}): {o.doc}")
+    return "\n".join(lines)
+
+
+Config = dataclasses.make_dataclass(
+    "Config",
+    [(o.name, o.pytype, dataclasses.field(default=o.default)) for o in OPTIONS],
+    namespace={
+        "__post_init__": _validate,
+        "validate": _validate,
+        "option_names": classmethod(_option_names),
+        "replace": _replace,
+        "__doc__": _docstring(),
+    },
+)
+Config.__module__ = __name__
+
+
+def to_c(cfg: Any) -> tuple[Any, list[Any]]:
+    """A ch_config_t for cfg, and the C buffers it points to (keep them
+    alive until the node is open)."""
+    c = ffi.new("ch_config_t *")
+    lib.ch_config_init(c)
+    keep: list[Any] = []
+    for o in OPTIONS:
+        value = getattr(cfg, o.name)
+        if o.kind in (IPV4, IPV6, PATH):
+            if value is None:
+                value = ffi.NULL
+            else:
+                keep.append(ffi.new("char[]", os.fsencode(value)))
+                value = keep[-1]
+        elif o.kind == ID:
+            if value is None:
+                value = ffi.NULL
+            else:
+                keep.append(ffi.new("uint8_t[]", value))
+                value = keep[-1]
+        elif o.kind == BOOL:
+            value = int(value)
+        elif o.kind == SECONDS:
+            value = float(value)
+        setattr(c, o.name, value)
+    return c, keep
+
+
+def _format_default(o: Option) -> str:
+    if o.default is None:
+        return "none"
+    if o.kind in (INT, U32) and o.default >= 1024 and o.default % 1024 == 0:
+        k = o.default // 1024
+        return f"{o.default} ({k // 1024} MiB)" if k % 1024 == 0 else f"{o.default} ({k} KiB)"
+    return repr(o.default)
+
+
+def _format_range(o: Option) -> str:
+    if o.kind in (INT, U32):
+        return ("0 or " if o.zero_ok else "") + f"{o.lo:.0f}..{o.hi:.0f}"
+    if o.kind == SECONDS:
+        return f"> {o.lo:g}, <= {o.hi:g}"
+    return {BOOL: "True, False", IPV4: "IPv4 address or ''", IPV6: "IPv6 address or ''",
+            PATH: "file path", ID: "16 bytes"}[o.kind]  # fmt: skip
+
+
+def options_markdown() -> str:
+    """docs/options.md, written from the table."""
+    rows = [
+        "# Options",
+        "",
+        "Written from the core's option table (`CH_CONFIG_MAP` in",
+        "`csrc/include/chirp_common.h`) by `python -m chirp.config`; a test",
+        "checks that this file is current.  Every option is a keyword of",
+        "`chirp.Node` and a field of `chirp.Config` (and of the C `ch_config_t`);",
+        "a bad value raises `TypeError` or `ValueError` naming the option before",
+        "anything starts.",
+        "",
+        "| option | type | default | allowed | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    for o in OPTIONS:
+        kind = o.pytype.replace(" | ", " or ")
+        cells = [f"`{o.name}`", kind, _format_default(o), _format_range(o), o.doc]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(options_markdown(), end="")

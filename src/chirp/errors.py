@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._chirp import ffi, lib
+
 
 class ChirpError(Exception):
     """Base class of every error chirp raises; ``code`` is the core's error name."""
@@ -81,3 +83,14 @@ def error_for(code: str, message: str) -> ChirpError:
     """Build the exception that matches a core error code name."""
     cls = _BY_CODE.get(code, ChirpError)
     return cls(message, code)
+
+
+def errname(rc: int) -> str:
+    """The core's name of an error code ("CH_ETIMEDOUT")."""
+    return ffi.string(lib.ch_errname(rc)).decode()
+
+
+def error_from(rc: int, detail: str = "") -> ChirpError:
+    """The exception for a core error code; its message is the core's
+    detail, or the code's meaning."""
+    return error_for(errname(rc), detail or ffi.string(lib.ch_strerror(rc)).decode())

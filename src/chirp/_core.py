@@ -1,0 +1,521 @@
+"""The C glue: a node's native bridge, the calls that cross into it, and
+the pump thread that turns completions and replies into Future results.
+
+The node's libuv loop runs on a native thread started by C; Python only
+queues commands (one lock and one wake-up per batch) and drains events
+with the GIL released while it waits.  Nothing here is public: Node
+(node.py) is the face of it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import struct
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any
+
+from . import _futures, _pump
+from ._chirp import ffi, lib
+from ._futures import ChirpFuture
+from ._pump import BATCH, SLICE_MS
+from .config import to_c
+from .errors import (
+    ChirpConnectionError,
+    ChirpTimeoutError,
+    ClosedError,
+    MessageSizeError,
+    error_from,
+)
+from .message import Message
+
+Address = tuple[str, int]
+Buffer = bytes | bytearray | memoryview
+
+_BIG_BATCH = 1  # messages too big for the copy buffer taken at once
+_COPY_BUF = 256 * 1024  # per receiving thread; bigger messages skip the copy path
+_DETAIL = 256  # bytes for an error detail from the core
+_SEND_REQUEST = lib.CH_SEND_REQUEST
+_SEND_NOCOPY = lib.CH_SEND_NOCOPY
+NOCOPY_MIN = 64 * 1024  # data this big goes to the core uncopied
+_EACH_MIN = 4096  # send_many: messages this big on average are not joined first
+_META = struct.Struct("=6I")  # ch_msg_meta_t: offset serial data_len header_len port flags
+_SAME_SOURCE = lib.CH_META_SAME_SOURCE
+post = lib.ch_bridge_post  # the hot path, bound once
+
+
+def as_bytes(name: str, value: Any) -> bytes:
+    """bytes from a bytes-like value; TypeError naming the argument."""
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be bytes-like, not str (encode it first)")
+    raise TypeError(f"{name} must be bytes-like, got {type(value).__name__}")
+
+
+_raw_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+class _Scratch(threading.local):
+    """Per-thread C buffers for the calls that wait, made once per thread."""
+
+    def __init__(self) -> None:
+        self.wait = ffi.new("ch_wait_t **")
+        self.detail = ffi.new("char[]", _DETAIL)
+        self.reply = ffi.new("ch_message_t **")
+        self.one = ffi.new("ch_message_t *[1]")
+        self.ptrs = ffi.new("ch_message_t *[]", BATCH)
+        self.used = ffi.new("size_t *")  # ch_bridge_recv_copy's byte count
+        self.meta: Any = None  # the copy path's buffers: only receivers need them
+        self.fmeta: Any = None
+        self.buf: Any = None
+        self.fbuf: Any = None
+
+    def copy_buffers(self) -> tuple[Any, Any, Any, Any]:
+        """(meta, buf, and buffer views of both) for ch_bridge_recv_copy,
+        made on first use."""
+        if self.buf is None:
+            self.meta = ffi.new("ch_msg_meta_t[]", BATCH)
+            self.fmeta = ffi.buffer(self.meta)
+            self.buf = _raw_alloc("char[]", _COPY_BUF)  # written before read
+            self.fbuf = ffi.buffer(self.buf)
+        return self.meta, self.buf, self.fbuf, self.fmeta
+
+
+def slice_ms(deadline: float | None) -> int:
+    """Milliseconds to wait in C before looking again (deadline or Ctrl-C)."""
+    if deadline is None:
+        return SLICE_MS
+    return max(0, min(SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
+
+
+class Core:
+    """Owns the native bridge.  Node holds it; the pump thread holds it too,
+    but never the Node, so an unreferenced Node is collected and closed."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        c, keep = to_c(cfg)
+        out = ffi.new("ch_bridge_t **")
+        err = ffi.new("char[]", _DETAIL)
+        rc = lib.ch_bridge_open(c, out, err, _DETAIL)
+        del keep  # the core copied what it keeps
+        if rc != 0:
+            raise error_from(rc, ffi.string(err).decode(errors="replace"))
+        # Freed when the last holder lets go, not by close(): a call that
+        # races with close() meets a closed bridge (CH_ECLOSED), never a
+        # freed one, without a lock around every call.
+        self.b = ffi.gc(out[0], lib.ch_bridge_free)
+        self.port: int = lib.ch_bridge_port(self.b)
+        ident = ffi.new("uint8_t[16]")
+        lib.ch_bridge_identity(self.b, ident)
+        self.identity: bytes = bytes(ident)
+        self.auto_release = cfg.auto_release
+        self.small = min(cfg.max_msg_size, 0xFFFF)  # no size check needed up to here
+        self.lock = threading.Lock()
+        self.closing = False
+        self.ref = weakref.ref(self)  # what Futures hold: not the node's memory
+        self.tokens = itertools.count(1)
+        self.pending: dict[int, ChirpFuture] = {}
+        self.keep: dict[int, Any] = {}  # token -> data the core reads uncopied
+        self.deadlines: list[tuple[float, int]] = []
+        self.inbox: deque[Message] = deque()
+        self.fd_used = False  # see _take_max
+        self.local = _Scratch()
+        self.addr_cache: dict[Address, Any] = {}  # (host, port) -> ch_dest_t cdata
+        self.names: dict[bytes, str] = {}  # raw address -> text
+        self.pump_thread = threading.Thread(
+            target=_pump.run, args=(self,), name=f"chirp-pump-{self.port}", daemon=True
+        )
+        self.pump_thread.start()
+
+    def hurry(self) -> None:
+        """Somebody waits on a Future: the pump hands completions out at once."""
+        lib.ch_bridge_hurry(self.b)
+
+    # -- addresses --------------------------------------------------------
+
+    def resolve(self, addr: Address) -> Any:
+        """The ch_dest_t for a (host, port) tuple (cached)."""
+        hit = self.addr_cache.get(addr)
+        if hit is not None:
+            return hit
+        if not isinstance(addr, tuple) or len(addr) < 2:
+            raise TypeError(f"address must be a (host, port) tuple, got {addr!r}")
+        host, port = addr[0], addr[1]
+        if not isinstance(host, str):
+            raise TypeError(f"address host must be a str, got {type(host).__name__}")
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError(f"address port must be an int, got {type(port).__name__}")
+        if not 1 <= port <= 65535:
+            raise ValueError(f"address port must be in 1..65535, got {port}")
+        dest = ffi.new("ch_dest_t *")
+        proto = ffi.new("uint8_t *")
+        if lib.ch_parse_address(host.encode(), proto, dest.address) != 0:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                raise ChirpConnectionError(f"cannot resolve {host!r}: {e}") from None
+            infos.sort(key=lambda i: i[0] != socket.AF_INET)
+            ip = infos[0][4][0]
+            if lib.ch_parse_address(ip.encode(), proto, dest.address) != 0:
+                raise ChirpConnectionError(f"cannot use address {ip!r} of {host!r}")
+        dest.ip_protocol = proto[0]
+        dest.port = port
+        if len(self.addr_cache) > 4096:
+            self.addr_cache.clear()
+        self.addr_cache[(host, port)] = dest
+        return dest
+
+    # -- sending ----------------------------------------------------------
+
+    def check(self, data: Buffer, header: Buffer) -> tuple[bytes, bytes]:
+        """data and header as bytes, within the size limits."""
+        if not isinstance(data, bytes):
+            data = as_bytes("data", data)
+        if not isinstance(header, bytes):
+            header = as_bytes("header", header)
+        if len(header) > 0xFFFF:
+            raise MessageSizeError(f"header is {len(header)} bytes, at most 65535 allowed")
+        if len(header) + len(data) > self.cfg.max_msg_size:
+            raise MessageSizeError(
+                f"message is {len(header) + len(data)} bytes, "
+                f"max_msg_size is {self.cfg.max_msg_size}"
+            )
+        return data, header
+
+    def _abandon(self, wait: Any) -> None:
+        """Stop waiting for a send or request (timeout, Ctrl-C)."""
+        if wait[0] != ffi.NULL:
+            lib.ch_bridge_abandon(self.b, wait[0])
+            wait[0] = ffi.NULL
+
+    def send_wait(
+        self, addr: Address, data: Buffer, header: Buffer, identity: bytes | None = None
+    ) -> None:
+        """Send and wait in C for the result: no Future, no pump thread."""
+        dest = self.resolve(addr)
+        data, header = self.check(data, header)
+        ident = ffi.NULL if identity is None else ffi.from_buffer("uint8_t[]", identity)
+        wait, detail = self.local.wait, self.local.detail
+        rc = lib.ch_bridge_send_wait(
+            self.b, dest, data, len(data), header, len(header), ident, SLICE_MS,
+            wait, detail, _DETAIL,
+        )  # fmt: skip
+        try:
+            while rc == lib.CH_EAGAIN:  # a slice at a time, so Ctrl-C works
+                rc = lib.ch_bridge_wait(self.b, wait, SLICE_MS, ffi.NULL, detail, _DETAIL)
+        except BaseException:
+            self._abandon(wait)
+            raise
+        if rc != 0:
+            raise error_from(rc, ffi.string(detail).decode(errors="replace"))
+
+    def request_wait(self, addr: Address, data: Buffer, header: Buffer, timeout: float) -> Message:
+        """Send a request and wait in C for its reply: no Future, no pump."""
+        dest = self.resolve(addr)
+        data, header = self.check(data, header)
+        local = self.local
+        wait, reply, detail = local.wait, local.reply, local.detail
+        deadline = time.monotonic() + timeout
+        rc = lib.ch_bridge_request_wait(
+            self.b, dest, data, len(data), header, len(header), slice_ms(deadline),
+            wait, reply, detail, _DETAIL,
+        )  # fmt: skip
+        try:
+            while rc == lib.CH_EAGAIN:
+                if time.monotonic() >= deadline:
+                    raise ChirpTimeoutError(f"no reply within {timeout} s")
+                rc = lib.ch_bridge_wait(self.b, wait, slice_ms(deadline), reply, detail, _DETAIL)
+        except BaseException:
+            self._abandon(wait)
+            raise
+        if rc != 0:
+            raise error_from(rc, ffi.string(detail).decode(errors="replace"))
+        msg = self.make_message(reply[0])
+        lib.ch_bridge_release(self.b, reply, 1)
+        return msg
+
+    def _register(self, token: int) -> ChirpFuture:
+        """A new Future for token, registered before the core can finish it
+        (the pump looks it up); no lock: dict operations are atomic, and a
+        node closed meanwhile refuses the send (CH_ECLOSED)."""
+        fut = _futures.new_future()
+        fut._core_ref = self.ref
+        self.pending[token] = fut
+        return fut
+
+    def _refused(self, rc: int, token: int) -> None:
+        self.pending.pop(token, None)
+        self.keep.pop(token, None)
+        raise error_from(rc)
+
+    def send(
+        self,
+        addr: Address,
+        data: Buffer,
+        header: Buffer,
+        identity: bytes | None = None,
+        request: bool = False,
+        timeout: float | None = None,
+    ) -> ChirpFuture:
+        """Queue a message (any size, a reply, a request); a Future."""
+        dest = self.addr_cache.get(addr) or self.resolve(addr)
+        if (
+            type(data) is not bytes
+            or type(header) is not bytes
+            or len(data) + len(header) > self.small
+        ):
+            data, header = self.check(data, header)
+        ident = ffi.NULL if identity is None else ffi.from_buffer("uint8_t[]", identity)
+        flags = _SEND_REQUEST if request else 0
+        nocopy = len(data) >= NOCOPY_MIN
+        if nocopy:
+            flags |= _SEND_NOCOPY
+        token = next(self.tokens)
+        fut = self._register(token)
+        if request:
+            fut._token = token
+            fut._plain = False
+            if timeout is not None:
+                with self.lock:
+                    heapq.heappush(self.deadlines, (time.monotonic() + timeout, token))
+        if nocopy:
+            # The core writes straight from the bytes object: kept alive
+            # until the send's own completion event.
+            self.keep[token] = data
+        rc = lib.ch_bridge_send(
+            self.b, token, dest, data, len(data), header, len(header), ident, flags
+        )
+        if rc != 0:
+            self._refused(rc, token)
+        return fut
+
+    def send_batch(self, addr: Address, items: Any, header: Buffer) -> ChirpFuture:
+        """Queue many messages to one remote in one crossing; one Future."""
+        dest = self.resolve(addr)
+        datas = [d if type(d) is bytes else as_bytes("data", d) for d in items]
+        if not isinstance(header, bytes):
+            header = as_bytes("header", header)
+        if not datas:
+            fut = _futures.new_future()
+            fut._finish(None, None)
+            return fut
+        lens = [len(d) for d in datas]
+        biggest = max(lens) + len(header)
+        if len(header) > 0xFFFF or biggest > self.cfg.max_msg_size:
+            raise MessageSizeError(
+                f"a message of {biggest} bytes (header {len(header)}) exceeds "
+                f"max_msg_size {self.cfg.max_msg_size} or the 65535-byte header limit"
+            )
+        clens = ffi.new("size_t[]", lens)
+        total = sum(lens)
+        token = next(self.tokens)
+        fut = self._register(token)
+        if total >= NOCOPY_MIN and total >= _EACH_MIN * len(datas):
+            # Big messages: written from their own bytes objects (kept
+            # alive in self.keep, as in send()), no joined copy.
+            self.keep[token] = datas
+            ptrs = ffi.new("char *[]", [ffi.from_buffer(d) for d in datas])
+            rc = lib.ch_bridge_send_each(
+                self.b, token, dest, ptrs, clens, len(lens), header, len(header)
+            )
+        else:
+            joined = b"".join(datas)
+            nocopy = total >= NOCOPY_MIN  # kept alive in self.keep, as in send()
+            if nocopy:
+                self.keep[token] = joined
+            rc = lib.ch_bridge_send_many(
+                self.b, token, dest, joined, clens, len(lens), header, len(header),
+                _SEND_NOCOPY if nocopy else 0,
+            )  # fmt: skip
+        if rc != 0:
+            self._refused(rc, token)
+        return fut
+
+    # -- receiving --------------------------------------------------------
+
+    def _address(self, proto: int, raw: bytes) -> str:
+        """Text of a raw address (4 or 16 bytes), cached: peers are few."""
+        name = self.names.get(raw)
+        if name is None:
+            name = socket.inet_ntop(socket.AF_INET6 if proto == 6 else socket.AF_INET, raw)
+            if len(self.names) < 4096:
+                self.names[raw] = name
+        return name
+
+    def make_message(self, p: Any) -> Message:
+        """A Message from a message still in its slot (the pointer path)."""
+        hl, dl = p.header_len, p.data_len
+        proto = p.ip_protocol
+        return Message(
+            ffi.buffer(p.data, dl)[:] if dl else b"",
+            ffi.buffer(p.header, hl)[:] if hl else b"",
+            ffi.buffer(p.identity, 16)[:],
+            p.serial,
+            self._address(proto, ffi.buffer(p.address, 16 if proto == 6 else 4)[:]),
+            p.port,
+            ffi.buffer(p.remote_identity, 16)[:],
+            proto,
+        )
+
+    def _take(self, call: Any, deadline: float | None, timeout: float | None) -> int:
+        """Run call(wait_ms) until it returns messages (> 0) or 0; raises
+        ClosedError, or ChirpTimeoutError at the deadline.  -1: another
+        thread left messages in the inbox."""
+        while True:
+            if self.closing:
+                raise ClosedError("node is closed")
+            n = call(slice_ms(deadline))
+            if n >= 0:
+                return n
+            if n == lib.CH_ECLOSED:
+                raise ClosedError("node is closed")
+            if self.inbox:
+                return -1
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ChirpTimeoutError(f"no message within {timeout} s")
+
+    def _take_max(self, max_count: int) -> int:
+        """How many messages to take from the core at once: a whole batch
+        (the rest waits in the inbox for the next recv), but no more than
+        asked for once fileno() is in use, so that the fd tells the truth."""
+        return min(max_count, BATCH) if self.fd_used else BATCH
+
+    def recv_many(self, max_count: int, timeout: float | None) -> list[Message]:
+        """Up to max_count messages; waits up to timeout for the first one."""
+        out: list[Message] = []
+        inbox = self.inbox
+        while inbox and len(out) < max_count:
+            try:
+                out.append(inbox.popleft())
+            except IndexError:
+                break
+        if out:
+            return out
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.auto_release:
+            got = self._recv_copied(max_count, deadline, timeout)
+            if got is not None:
+                return got
+        arr = self.local.ptrs
+        # With auto_release this path is taken only for messages too big
+        # for the copy buffer: one at a time (a few megabytes of copies
+        # freed together make the C allocator give the memory back to the
+        # system, and the next copies fault it in again page by page: a
+        # 1 MiB stream into recv_many ran at half the rate with 4 here).
+        most = min(max_count, _BIG_BATCH) if self.auto_release else self._take_max(max_count)
+        n = self._take(lambda wait: lib.ch_bridge_recv(self.b, arr, most, wait), deadline, timeout)
+        if n <= 0:  # another thread left messages for us
+            return self.recv_many(max_count, 0)
+        msgs = [self.make_message(arr[i]) for i in range(n)]
+        if self.auto_release:
+            lib.ch_bridge_release(self.b, arr, n)  # does nothing once closed
+        else:
+            for i in range(n):
+                msgs[i].hold(self, arr[i])
+        if n > max_count:
+            inbox.extend(msgs[max_count:])
+            del msgs[max_count:]
+        return msgs
+
+    def _recv_copied(
+        self, max_count: int, deadline: float | None, timeout: float | None
+    ) -> list[Message] | None:
+        """Auto-release receive: C copies a batch into one buffer and gives
+        the slots back at once, so the connection refills while Python
+        builds the messages.  None: the next message is too big for the
+        buffer; take it through the pointer path."""
+        local = self.local
+        meta, buf, fb, fmeta = local.copy_buffers()
+        used = local.used
+        n = self._take(
+            lambda wait: lib.ch_bridge_recv_copy(
+                self.b, meta, self._take_max(max_count), buf, _COPY_BUF, wait, used
+            ),
+            deadline,
+            timeout,
+        )
+        if n == 0:  # too big to copy here
+            return None
+        if n < 0:  # another thread left messages for us
+            return self.recv_many(max_count, 0)
+        end = used[0]
+        # Small messages: one copy of the batch, then cheap bytes slices;
+        # big ones are sliced from the C buffer (no second copy of them).
+        raw = fb[0:end] if end <= n * 4096 else fb
+        address = self._address
+        msgs = []
+        append = msgs.append
+        addr = rid = None
+        for off, serial, dl, hl, port, flags in _META.iter_unpack(fmeta[0 : n * _META.size]):
+            proto = flags & 0xFF
+            if not flags & _SAME_SOURCE:
+                rid = raw[off + 16 : off + 32]
+                addr = address(proto, raw[off + 32 : off + (48 if proto == 6 else 36)])
+            body = off + 48
+            append(
+                Message(
+                    raw[body + hl : body + hl + dl] if dl else b"",
+                    raw[body : body + hl] if hl else b"",
+                    raw[off : off + 16],
+                    serial,
+                    addr,
+                    port,
+                    rid,
+                    proto,
+                )
+            )
+        if n > max_count:
+            self.inbox.extend(msgs[max_count:])
+            del msgs[max_count:]
+        return msgs
+
+    def release_one(self, ptr: Any) -> None:
+        """Give one message's slot back (does nothing once closed)."""
+        one = self.local.one
+        one[0] = ptr
+        lib.ch_bridge_release(self.b, one, 1)
+
+    def fileno(self) -> int:
+        """The bridge's fd for selectors (see Node.fileno)."""
+        with self.lock:
+            if self.closing:
+                raise ClosedError("node is closed")
+            fd = lib.ch_bridge_fd(self.b)
+            if fd < 0:
+                raise OSError("chirp: cannot make the notification fd")
+            self.fd_used = True
+            return fd
+
+    # -- closing ----------------------------------------------------------
+
+    def close(self, join: bool = True) -> None:
+        """Close the bridge and fail what is left.  join=False (the Node
+        was collected): do not wait for the pump, which may itself wait
+        for a lock the collecting thread holds; it ends on its own."""
+        with self.lock:
+            if self.closing:
+                return
+            self.closing = True
+        lib.ch_bridge_close(self.b)  # joins the loop thread; freed with self.b
+        if join and threading.current_thread() is not self.pump_thread:
+            self.pump_thread.join()
+        self.keep.clear()  # the loop thread is gone: nothing reads them
+        self.fail_left()
+
+    def fail_left(self) -> None:
+        """Fail the Futures still pending (the node is closed).  One at a
+        time: the pump may put a request back meanwhile (see _pump)."""
+        pending = self.pending
+        while pending:
+            try:
+                _, fut = pending.popitem()
+            except KeyError:  # another thread took the last one
+                break
+            what = "the reply arrived" if fut._token else "the send completed"
+            fut._finish(None, ClosedError(f"node closed before {what}"))

@@ -1,0 +1,157 @@
+"""The Futures chirp's sends and requests return.
+
+A stream of sends makes a Future per message, and most are never waited
+on before they finish.  ``ChirpFuture`` is a ``concurrent.futures.Future``
+that makes the Condition, waiter and callback lists a Future waits with
+only when somebody waits, asks for a callback or uses
+``concurrent.futures.wait()``; until then the pump finishes it with an
+assignment or three, and making one costs little more than an object.
+
+That relies on the private fields of CPython's Future (``_state``,
+``_result``, ``_exception``, ``_condition``, ``_waiters``,
+``_done_callbacks``).  Where a Python's Future has other fields,
+``new_future`` is ``PlainChirpFuture``, a whole Future made at once; both
+are tested on the running Python (tests/test_futures.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures._base import FINISHED, PENDING
+from typing import Any
+
+__all__ = ["FINISHED", "FUTURE_LOCK", "LAZY_FUTURES", "ChirpFuture", "PlainChirpFuture"]
+
+# Orders making a condition vs finishing.  Reentrant: a garbage collection
+# inside a locked section may run a Node's finalizer, which finishes that
+# node's Futures in the same thread.
+FUTURE_LOCK = threading.RLock()
+FUTURE_FIELDS = frozenset(("_condition", "_state", "_result", "_exception", "_waiters",
+                           "_done_callbacks"))  # fmt: skip
+# The lazy Future relies on concurrent.futures.Future's fields: on a Python
+# whose Future has other fields, chirp uses the plain one.
+LAZY_FUTURES = set(vars(Future())) == FUTURE_FIELDS
+
+
+def _watch(fut: ChirpFuture) -> None:
+    """Give a lazy Future the Condition and lists a Future waits with (on
+    first use of any of them), and make the pump hand out its completion
+    at once while it is pending: somebody waits or watches."""
+    with FUTURE_LOCK:
+        if not fut._watched:
+            d = fut.__dict__
+            d["_cond"] = threading.Condition()
+            d["_waiter_list"] = []
+            d["_callback_list"] = []
+            fut._watched = True
+            fut._plain = False
+    ref = fut._core_ref
+    core = ref() if ref is not None else None
+    if core is not None and fut._state == PENDING:
+        core.hurry()
+
+
+def _lazy_field(key: str) -> property:
+    """One of Future's _condition, _waiters, _done_callbacks, made by
+    _watch when first used.  A property rather than __getattr__: a class
+    with __getattr__ makes every attribute lookup on its instances slow."""
+
+    def get(self: ChirpFuture) -> Any:
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            _watch(self)
+            return self.__dict__[key]
+
+    def put(self: ChirpFuture, value: Any) -> None:
+        self.__dict__[key] = value
+
+    return property(get, put)
+
+
+class ChirpFuture(Future):
+    """A Future for a message already handed to the core.
+
+    It cannot be cancelled (the message may be on the wire).  Until
+    somebody waits on it (``_watched``), finishing it is an assignment."""
+
+    _state = PENDING
+    _result: Any = None
+    _exception: BaseException | None = None
+    _watched = False  # the Condition and lists exist: notify on finishing
+    _token = 0  # a request's token: finished by its reply, not its send
+    _plain = True  # nobody watches, not a request: the pump assigns its state
+    _core_ref: Any = None  # weakref to the core whose pump finishes it
+    _condition = _lazy_field("_cond")
+    _waiters = _lazy_field("_waiter_list")
+    _done_callbacks = _lazy_field("_callback_list")
+
+    __init__ = object.__init__  # nothing to set: the class defaults hold
+
+    def _finish(self, result: Any, exc: BaseException | None) -> None:
+        """Set the outcome (the pump, or a failing call): by assignment
+        when nobody watches, else the usual way (notifying waiters)."""
+        with FUTURE_LOCK:
+            if not self._watched:
+                if self._state == PENDING:
+                    self._result = result
+                    self._exception = exc
+                    self._state = FINISHED
+                return
+        if self.done():
+            return
+        try:
+            if exc is None:
+                self.set_result(result)
+            else:
+                self.set_exception(exc)
+        except InvalidStateError:
+            pass  # another thread finished it meanwhile (close vs pump)
+
+    def cancel(self) -> bool:
+        """Refused: a queued message cannot be recalled."""
+        return False
+
+    def cancelled(self) -> bool:
+        """Always False (see cancel)."""
+        return False
+
+    def done(self) -> bool:
+        """True once finished (reads the state without a lock: it only
+        ever changes from pending to finished)."""
+        return self._state == FINISHED
+
+    def result(self, timeout: float | None = None) -> Any:
+        """As Future.result; a finished Future answers without locking."""
+        if self._state == FINISHED:
+            if self._exception is not None:
+                raise self._exception
+            return self._result
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """As Future.exception; a finished Future answers without locking."""
+        if self._state == FINISHED:
+            return self._exception
+        return super().exception(timeout)
+
+
+class PlainChirpFuture(ChirpFuture):
+    """The fallback for a Python whose Future has other fields than
+    ChirpFuture expects: a whole Future, Condition made at once."""
+
+    # Plain attributes again (Future.__init__ sets them on the instance).
+    _condition = _waiters = _done_callbacks = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        Future.__init__(self)
+        self._watched = True
+        self._plain = False
+
+
+new_future: type[ChirpFuture] = ChirpFuture if LAZY_FUTURES else PlainChirpFuture
+# A stand-in that takes the pump's assignment for a token with no Future
+# (a waited send's): see _Core._succeed.
+NO_FUTURES = itertools.repeat(ChirpFuture())

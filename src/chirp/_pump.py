@@ -1,0 +1,107 @@
+"""The pump: a daemon thread per node that turns the core's events (send
+completions, replies, the close) into Future results.  It holds the core,
+never the Node, so an unreferenced Node is collected and closed."""
+
+from __future__ import annotations
+
+import heapq
+import time
+from typing import Any
+
+from ._chirp import ffi, lib
+from ._futures import FINISHED, FUTURE_LOCK, NO_FUTURES
+from .errors import ChirpTimeoutError, errname, error_for
+
+BATCH = 256  # events (and messages, see _core) taken at once
+SLICE_MS = 200  # waits in C wake up this often, so that Ctrl-C works
+
+
+def run(core: Any) -> None:
+    """The pump thread's body: poll events until the node is closed."""
+    events = ffi.new("ch_event_t[]", BATCH)
+    one = ffi.new("ch_message_t *[1]")  # a reply to release
+    while True:
+        wait = SLICE_MS
+        if core.deadlines:
+            wait = max(0, min(wait, int((core.deadlines[0][0] - time.monotonic()) * 1000)))
+        n = lib.ch_bridge_poll(core.b, events, BATCH, wait)
+        if n == lib.CH_ECLOSED:
+            break
+        if n > 0 and _dispatch(core, events, n, one):
+            break
+        if core.deadlines:
+            _expire(core)
+    # close() fails what is left too, but when it ran without waiting
+    # for the pump (on this thread, or from the garbage collector) a
+    # request may have been put back after it looked (succeed).
+    core.fail_left()
+
+
+def _dispatch(core: Any, events: Any, n: int, one: Any) -> bool:
+    """Finish the Futures of n events; True once the node closed."""
+    closed = False
+    pending = core.pending
+    for i in range(n):
+        ev = events[i]
+        if ev.type == lib.CH_EV_CLOSED:
+            closed = True
+            continue
+        token = ev.token
+        if ev.type == lib.CH_EV_REPLY:
+            msg = core.make_message(ev.msg)
+            one[0] = ev.msg
+            lib.ch_bridge_release(core.b, one, 1)
+            fut = pending.pop(token, None)
+            if fut is not None:
+                fut._finish(msg, None)
+            continue
+        status = ev.status
+        if status == 0:  # tokens token .. token + count - 1 succeeded
+            succeed(core, token, ev.count)
+            continue
+        if core.keep:
+            core.keep.pop(token, None)
+        fut = pending.pop(token, None)
+        if fut is not None:
+            detail = ffi.string(ev.detail).decode(errors="replace")
+            fut._finish(None, error_for(errname(status), detail))
+    return closed
+
+
+def succeed(core: Any, first: int, count: int) -> None:
+    """Finish the sends first .. first + count - 1 (not requests: they
+    wait on for the reply), under one lock for the whole run."""
+    pending = core.pending
+    if core.keep:
+        for t in range(first, first + count):
+            core.keep.pop(t, None)
+    slow = []
+    with FUTURE_LOCK:
+        # map() pops in C; a token with no Future (a waited send's)
+        # yields the stand-in of NO_FUTURES, which takes the
+        # assignment harmlessly.
+        for fut in map(pending.pop, range(first, first + count), NO_FUTURES):
+            if fut._plain:
+                fut._state = FINISHED  # _result and _exception are None
+            else:
+                slow.append(fut)
+    for fut in slow:
+        if fut._token:
+            pending[fut._token] = fut  # finished by its reply, not this
+        else:
+            fut._finish(None, None)  # somebody waits: notify them
+
+
+def _expire(core: Any) -> None:
+    """Fail the requests whose timeout passed (and forget their replies)."""
+    now = time.monotonic()
+    while True:
+        with core.lock:  # senders push meanwhile
+            if not core.deadlines or core.deadlines[0][0] > now:
+                return
+            _, token = heapq.heappop(core.deadlines)
+        fut = core.pending.pop(token, None)
+        if fut is None:
+            continue
+        lib.ch_bridge_cancel(core.b, token)
+        fut._finish(None, ChirpTimeoutError("no reply within the request timeout"))
