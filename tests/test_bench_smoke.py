@@ -1,8 +1,10 @@
-"""Smoke test of the benchmark harness (``python -m chirp bench --quick``).
+"""Smoke test of the benchmark harness (``python bench/run.py --quick``).
 
 It checks that the harness runs and reports; it never asserts speed.  The
 pyzmq and libchirp peers are optional: without them their rows say
-"skipped", but chirp's own rows must carry positive rates.
+"skipped", but chirp's own rows must carry positive rates.  The libchirp
+peer is the one in CHIRP_LIBCHIRP_VENV if that is set (as for the interop
+tests), else the harness's own default.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, "bench", "run.py")
 
 
 def _have_zmq() -> bool:
@@ -30,17 +33,23 @@ def _have_zmq() -> bool:
 def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler for scenario 5")
-    out = tmp_path_factory.mktemp("bench") / "bench.json"
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    work = tmp_path_factory.mktemp("bench")
+    out = work / "bench.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "CHIRP_SRC")}
+    lc_python = os.path.join(os.environ.get("CHIRP_LIBCHIRP_VENV", ""), "bin", "python")
+    lc = ["--libchirp-python", lc_python] if os.environ.get("CHIRP_LIBCHIRP_VENV") else []
+    # Run outside the tree and without --src: the harness finds the tree it
+    # is in (scenario 5 builds from it) and imports the installed chirp.
     proc = subprocess.run(
         [
-            sys.executable, "-m", "chirp", "bench", "--quick",
+            sys.executable, RUN, "--quick",
             "--scenario", "1", "--scenario", "3", "--scenario", "5",
-            "--src", ROOT, "--json", str(out),
+            "--json", str(out), *lc,
         ],
-        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+        capture_output=True, text=True, timeout=600, env=env, cwd=work,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert f"source tree: {ROOT}\n" in proc.stderr, proc.stderr[-2000:]
     return json.loads(out.read_text()), proc.stdout
 
 
@@ -101,6 +110,20 @@ def test_scenario5_c_core(bench: tuple[dict, str]) -> None:
         for r in rows:
             _positive(r)
     assert "ping.c" in table and "c_stream.c" in table
+
+
+def test_cli_bench_points_to_the_source_tree() -> None:
+    """The package holds no benchmark: ``python -m chirp bench`` only says
+    how to run bench/run.py, with the arguments it was given."""
+    import importlib.util
+
+    assert importlib.util.find_spec("chirp.bench") is None
+    proc = subprocess.run(
+        [sys.executable, "-m", "chirp", "bench", "--quick", "--scenario", "1"],
+        capture_output=True, text=True, timeout=60, cwd=os.path.join(ROOT, "examples"),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{RUN} --quick --scenario 1" in proc.stderr, proc.stderr
 
 
 def _build_tls_program(tmp_path, name: str) -> tuple[str, str, dict[str, str]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import subprocess
 import sys
 import time
@@ -115,11 +117,32 @@ def _pki(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    """Benchmarks: chirp beside pyzmq and libchirp (see chirp.bench)."""
-    from . import bench
+def _bench_script() -> str | None:
+    """bench/run.py of the chirp source tree around the working directory."""
+    here = os.getcwd()
+    while True:
+        script = os.path.join(here, "bench", "run.py")
+        if os.path.exists(script) and os.path.exists(os.path.join(here, "csrc", "chirp.h")):
+            return script
+        up = os.path.dirname(here)
+        if up == here:
+            return None
+        here = up
 
-    return bench.run(args)
+
+def _bench(args: argparse.Namespace) -> int:
+    """Say where the benchmarks are: they need the source tree (csrc/, the C
+    benchmarks), so they live there and not in the package."""
+    script = _bench_script()
+    cmd = shlex.join([sys.executable, script or "bench/run.py", *args.args])
+    print(
+        "chirp bench: the benchmarks are not part of the package; they run from\n"
+        "chirp's source tree (see bench/README.md there), with a python that has\n"
+        f"chirp installed:\n  {cmd}"
+        + ("" if script else "\n(no chirp source tree around this directory)"),
+        file=sys.stderr,
+    )
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--name", action="append", help="a node file to make (repeatable)")
     k.add_argument("--days", type=int, default=3650, help="validity in days")
     k.set_defaults(func=_pki)
-    b = sub.add_parser("bench", help="benchmarks: chirp beside pyzmq and libchirp")
-    from .bench import add_arguments as _bench_arguments
-
-    _bench_arguments(b)
+    # prefix_chars="+": no options of its own, so words like --quick are
+    # taken as they come and shown in the bench/run.py command it prints.
+    b = sub.add_parser(
+        "bench", help="where the benchmarks are (in the source tree)", prefix_chars="+"
+    )
+    b.add_argument("args", nargs="*")
     b.set_defaults(func=_bench)
     q = sub.add_parser("_peer", help=argparse.SUPPRESS)
     q.add_argument("--port", type=int, default=0)
