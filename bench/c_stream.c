@@ -2,8 +2,8 @@
  * (no Python): a receiver process and a sender process on loopback.
  *
  * Build (from the repository root):
- *   cc -std=c99 -O2 -Icsrc bench/c_stream.c csrc/[a-z]*.c -luv -lssl -lcrypto
- *      -o c_stream
+ *   cc -std=c99 -O2 -Icsrc/include -Icsrc bench/c_stream.c \
+ *      $(find csrc -name '*.c') -luv -lssl -lcrypto -o c_stream
  * Run:
  *   ./c_stream recv [-s] COUNT [DEADLINE_S]
  *       prints "READY <port>", receives COUNT messages (each released at
@@ -202,8 +202,8 @@ static int make_node(int sync, char *err, size_t errlen)
     cfg.port = 0;
     cfg.synchronous = sync;
     cfg.disable_encryption = 1;
-    cfg.bind_v6[0] = '\0';
-    strcpy(cfg.bind_v4, "127.0.0.1");
+    cfg.bind_v6 = "";
+    cfg.bind_v4 = "127.0.0.1";
     return ch_node_new(uv_default_loop(), &cfg, on_msg, NULL, &node, err,
                        errlen);
 }

@@ -211,7 +211,7 @@ class Env:
 
 
 def _find_src(given: str | None) -> str | None:
-    """The chirp source tree (csrc/chirp.h, examples/ping.c, bench/c_stream.c)."""
+    """The chirp source tree (csrc/include/chirp.h, examples/ping.c, bench/c_stream.c)."""
     cands = [given, os.environ.get("CHIRP_SRC")]
     here = os.path.abspath(os.getcwd())
     while True:
@@ -222,7 +222,7 @@ def _find_src(given: str | None) -> str | None:
         here = up
     cands.append(os.path.dirname(BENCH_DIR))  # the tree this harness is in
     for c in cands:
-        if c and os.path.exists(os.path.join(c, "csrc", "chirp.h")):
+        if c and os.path.exists(os.path.join(c, "csrc", "include", "chirp.h")):
             return os.path.abspath(c)
     return None
 

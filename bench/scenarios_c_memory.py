@@ -7,6 +7,7 @@ and bench/c_stream.c (two processes); 6 reads the RSS of a node holding
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -30,19 +31,18 @@ def _build_c(env: Env) -> dict:
     out = os.path.join(env.tmp, "c")
     os.makedirs(out, exist_ok=True)
     csrc = os.path.join(env.src, "csrc")
-    srcs = sorted(
-        os.path.join(csrc, f)
-        for f in os.listdir(csrc)
-        if f.endswith(".c") and f[:1].isalpha() and f[:1].islower()
-    )
-    flags = ["-std=c99", "-O2", "-I" + csrc]
+    srcs = sorted(glob.glob(os.path.join(csrc, "**", "*.c"), recursive=True))
+    flags = ["-std=c99", "-O2", "-I" + os.path.join(csrc, "include"), "-I" + csrc]
     libs = ["-luv", "-lssl", "-lcrypto"]
-    r = subprocess.run(
-        [cc, *flags, "-c", *srcs], cwd=out, capture_output=True, text=True, timeout=300
-    )
-    if r.returncode != 0:
-        raise BenchError("building csrc failed: " + r.stderr[-1500:])
-    objs = [os.path.join(out, os.path.basename(s)[:-2] + ".o") for s in srcs]
+    objs = []
+    for src in srcs:  # core/conn.c -> core_conn.o
+        obj = os.path.join(out, os.path.relpath(src, csrc)[:-2].replace(os.sep, "_") + ".o")
+        r = subprocess.run(
+            [cc, *flags, "-c", src, "-o", obj], capture_output=True, text=True, timeout=300
+        )
+        if r.returncode != 0:
+            raise BenchError(f"building {src} failed: " + r.stderr[-1500:])
+        objs.append(obj)
     built = {}
     for name, main_c in (
         ("c_ping", os.path.join(env.src, "examples", "ping.c")),

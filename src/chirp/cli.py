@@ -122,7 +122,8 @@ def _bench_script() -> str | None:
     here = os.getcwd()
     while True:
         script = os.path.join(here, "bench", "run.py")
-        if os.path.exists(script) and os.path.exists(os.path.join(here, "csrc", "chirp.h")):
+        header = os.path.join(here, "csrc", "include", "chirp.h")
+        if os.path.exists(script) and os.path.exists(header):
             return script
         up = os.path.dirname(here)
         if up == here:
