@@ -45,17 +45,27 @@ def parse(chunks: list[bytes], max_size: int = 1 << 20) -> list[tuple]:
                     ("msg", bytes(h.identity), h.serial, raw[: h.header_len], raw[h.header_len :])
                 )
             elif ev == lib.CH_RD_CONTROL:
-                events.append(("ctl", bytes(r.hdr.identity), r.hdr.type))
+                cap = ffi.new("ch_cap_t *")
+                if lib.ch_wire_decode_cap(ffi.addressof(r, "hdr"), cap):
+                    events.append(("cap", cap.version, cap.flags, cap.window))
+                else:
+                    events.append(("ctl", bytes(r.hdr.identity), r.hdr.type))
             elif ev == lib.CH_RD_ERROR:
                 events.append(("err", r.error))
                 return events
     return events
 
 
+def cap_frame(serial: int, window: int, version: int = 1, flags: int = 0) -> bytes:
+    """A capability frame as docs/protocol.md lays it out (not the C's)."""
+    ident = b"CHIRPCAP" + bytes([version, flags]) + struct.pack(">H", window) + bytes(4)
+    return header(ident, serial, b"", b"", lib.CH_MSG_NOOP)
+
+
 def stream() -> tuple[bytes, list[tuple]]:
     hs = struct.pack(">H", 2998) + b"N" * 16
-    parts = [hs]
-    expected: list[tuple] = [("hs", 2998, b"N" * 16)]
+    parts = [hs, cap_frame(1, 16)]
+    expected: list[tuple] = [("hs", 2998, b"N" * 16), ("cap", 1, 0, 16)]
     msgs = [
         (b"a" * 16, 1, b"", b""),
         (b"b" * 16, 2, b"hello", b"hd"),
@@ -68,6 +78,10 @@ def stream() -> tuple[bytes, list[tuple]]:
     expected.append(("ctl", b"d" * 16, lib.CH_MSG_ACK))
     parts.append(header(b"e" * 16, 5, b"", b"", lib.CH_MSG_NOOP))
     expected.append(("ctl", b"e" * 16, lib.CH_MSG_NOOP))
+    # The tag with version 0 is not a capability frame: a plain NOOP.
+    not_cap = b"CHIRPCAP" + bytes([0, 0, 0, 9]) + bytes(4)
+    parts.append(header(not_cap, 5, b"", b"", lib.CH_MSG_NOOP))
+    expected.append(("ctl", not_cap, lib.CH_MSG_NOOP))
     parts.append(header(b"f" * 16, 6, b"tail", b"", lib.CH_MSG_REQ_ACK) + b"tail")
     expected.append(("msg", b"f" * 16, 6, b"", b"tail"))
     return b"".join(parts), expected
@@ -106,3 +120,30 @@ def test_oversize_and_bad_control_are_errors() -> None:
     assert parse([hs + ack])[-1] == ("err", lib.CH_EPROTO)
     wrap = b"a" * 16 + struct.pack(">IIHB", 1, 0xFFFFFFFF, 0xFFFF, 0)
     assert parse([hs + wrap], max_size=0xFFFFFFFF)[-1] == ("err", lib.CH_EMSGSIZE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 0xFFFF), st.integers(1, 255), st.integers(0, 255)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.data(),
+)
+def test_capability_frames_in_any_split(caps: list[tuple[int, int, int]], draw) -> None:
+    """Capability frames of any window, version >= 1 and flags, between
+    messages, in any fragmentation: each is reported as a capability (a
+    window of 0 read as 1), and the messages around them are intact."""
+    hs = struct.pack(">H", 1) + b"h" * 16
+    parts, expected = [hs], [("hs", 1, b"h" * 16)]
+    for i, (window, version, flags) in enumerate(caps):
+        parts.append(cap_frame(2 * i + 1, window, version, flags))
+        expected.append(("cap", version, flags, max(window, 1)))
+        data = b"m%d" % i
+        parts.append(header(b"i" * 16, 2 * i + 2, data, b"") + data)
+        expected.append(("msg", b"i" * 16, 2 * i + 2, b"", data))
+    raw = b"".join(parts)
+    cuts = sorted(draw.draw(st.lists(st.integers(0, len(raw)), max_size=20)))
+    chunks = [raw[a:b] for a, b in zip([0] + cuts, cuts + [len(raw)], strict=False)]
+    assert parse(chunks) == expected

@@ -91,3 +91,46 @@ def test_header_checks() -> None:
     assert check(0, 0, lib.CH_MSG_NOOP | lib.CH_MSG_REQ_ACK, 100)[0] == lib.CH_EPROTO
     assert check(0, 0, lib.CH_MSG_NOOP | lib.CH_MSG_ACK, 100)[0] == lib.CH_EPROTO
     assert check(0, 0, 8, 100)[0] == lib.CH_EPROTO
+
+
+def _cap(serial: int, window: int, flags: int = 0) -> bytes:
+    cap = ffi.new("ch_cap_t *")
+    cap.version, cap.flags, cap.window = lib.CH_CAP_VERSION, flags, window
+    out = ffi.new("uint8_t[27]")
+    lib.ch_wire_encode_cap(out, serial, cap)
+    return bytes(out)
+
+
+def _decode_cap(raw: bytes):
+    h = ffi.new("ch_wire_header_t *")
+    lib.ch_wire_decode_header(raw, h)
+    cap = ffi.new("ch_cap_t *")
+    if not lib.ch_wire_decode_cap(h, cap):
+        return None
+    return cap.version, cap.flags, cap.window
+
+
+def test_capability_frame_layout() -> None:
+    """docs/protocol.md's layout, byte for byte: a NOOP whose identity is
+    the tag, version 1, flags, the window, four zero bytes."""
+    raw = _cap(7, 0x1234)
+    ident = b"CHIRPCAP" + bytes([1, 0, 0x12, 0x34]) + bytes(4)
+    assert raw == ident + struct.pack(">IIHB", 7, 0, 0, lib.CH_MSG_NOOP)
+    assert _decode_cap(raw) == (1, 0, 0x1234)
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 0xFF), st.integers(0, 0xFFFFFFFF))
+def test_capability_frame_round_trip(window: int, flags: int, serial: int) -> None:
+    raw = _cap(serial, window, flags)
+    assert _decode_cap(raw) == (1, flags, max(window, 1))
+
+
+def test_what_is_not_a_capability_frame() -> None:
+    tag = b"CHIRPCAP" + bytes([1, 0, 0, 4]) + bytes(4)
+    noop = lib.CH_MSG_NOOP
+    assert _decode_cap(tag + struct.pack(">IIHB", 1, 0, 0, lib.CH_MSG_ACK)) is None
+    version0 = b"CHIRPCAP" + bytes([0, 0, 0, 4]) + bytes(4)
+    assert _decode_cap(version0 + struct.pack(">IIHB", 1, 0, 0, noop)) is None
+    assert _decode_cap(b"CHIRPCAx" + tag[8:] + struct.pack(">IIHB", 1, 0, 0, noop)) is None
+    assert _decode_cap(b"\x00" * 16 + struct.pack(">IIHB", 1, 0, 0, noop)) is None
+    assert _decode_cap(tag + struct.pack(">IIHB", 1, 1, 0, noop)) is None  # data

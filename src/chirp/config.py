@@ -4,8 +4,8 @@ Every option is one entry of CH_CONFIG_MAP in csrc/include/chirp_common.h
 (name, kind, default, bounds, doc).  ``Config`` is built from that table
 when chirp is imported: its fields, their checks (type and value, before
 anything starts), the conversion to the C struct, and docs/options.md
-(``python -m chirp.config``) all follow it, and the C core checks the same
-bounds again in ch_config_check.
+(``python tools/options_doc.py``) all follow it, and the C core checks the
+same bounds again in ch_config_check.
 """
 
 from __future__ import annotations
@@ -235,8 +235,8 @@ def options_markdown() -> str:
         "# Options",
         "",
         "Written from the core's option table (`CH_CONFIG_MAP` in",
-        "`csrc/include/chirp_common.h`) by `python -m chirp.config`; a test",
-        "checks that this file is current.  Every option is a keyword of",
+        "`csrc/include/chirp_common.h`) by `python tools/options_doc.py`; a",
+        "test checks that this file is current.  Every option is a keyword of",
         "`chirp.Node` and a field of `chirp.Config` (and of the C `ch_config_t`);",
         "a bad value raises `TypeError` or `ValueError` naming the option before",
         "anything starts.",
@@ -249,7 +249,3 @@ def options_markdown() -> str:
         cells = [f"`{o.name}`", kind, _format_default(o), _format_range(o), o.doc]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
-
-
-if __name__ == "__main__":
-    print(options_markdown(), end="")
