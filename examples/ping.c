@@ -3,8 +3,8 @@
  * each one; prints the rate.  Synchronous mode with -s.
  *
  * Build (from the repository root):
- *   cc -std=c99 -O2 -Icsrc examples/ping.c csrc/[a-z]*.c -luv -lssl -lcrypto
- *      -o examples/c_ping
+ *   cc -std=c99 -O2 -Icsrc/include -Icsrc examples/ping.c \
+ *      $(find csrc -name '*.c') -luv -lssl -lcrypto -o examples/c_ping
  * Run:    ./examples/c_ping [-s] [COUNT] [SIZE]
  */
 #ifndef _GNU_SOURCE
