@@ -38,8 +38,10 @@ struct ch_conns {
     uint64_t connect_timeout_ms;
     uint64_t gc_ms;          /* idle connections are closed after this */
     uint64_t noop_ms;        /* a NOOP goes first after this long idle */
-    /* A message arrived (the application releases it). */
-    void (*on_msg)(ch_conns_t *cs, ch_message_t *msg);
+    /* A message arrived: the application's callback, called with node
+     * (the application releases the message). */
+    ch_recv_cb on_msg;
+    ch_node_t *node;
     /* A connection's handle closed (open_handles went down by one). */
     void (*on_handle_closed)(ch_conns_t *cs);
     /* While closing: a connection began to close. */

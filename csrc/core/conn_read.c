@@ -70,7 +70,7 @@ void ch_conn_release(ch_message_t *m)
     m->header = m->data = NULL;
     if ((m->type & CH_MSG_REQ_ACK) && c->state == CH_CS_READY) {
         m->state_ = CH_MS_ACKQ;
-        ch_list_push(&c->acks, &m->ack_link_);
+        ch_list_push(&c->acks, &m->link);
         ch_conn_flush(c);
         return;
     }
@@ -130,7 +130,7 @@ static void deliver(ch_conn_t *c, ch_message_t *m)
     m->link.next = m->link.prev = NULL;
     m->state_ = CH_MS_APP;
     c->cur = NULL;
-    c->cs->on_msg(c->cs, m);
+    c->cs->on_msg(c->cs->node, m);
 }
 
 /* The peer announced itself: synchronous sends to it may pipeline, up to

@@ -180,7 +180,7 @@ void ch_conn_flush(ch_conn_t *c)
         c->cap_due = 0;
     }
     while (c->wacks_n < CH_MAX_SLOTS && (l = ch_list_pop(&c->acks)) != NULL) {
-        ch_message_t *m = CH_CONTAINER_OF(l, ch_message_t, ack_link_);
+        ch_message_t *m = CH_CONTAINER_OF(l, ch_message_t, link);
         m->state_ = CH_MS_ACKWRITE;
         memset(&h, 0, sizeof(h));
         memcpy(h.identity, m->identity, CH_ID_SIZE);
@@ -235,7 +235,7 @@ void ch_conn_writer_closed(ch_conn_t *c)
     ch_link_t *l, *next;
     int status = close_status(c);
     while ((l = ch_list_pop(&c->acks)) != NULL)
-        ch_conn_slot_free(c, CH_CONTAINER_OF(l, ch_message_t, ack_link_));
+        ch_conn_slot_free(c, CH_CONTAINER_OF(l, ch_message_t, link));
     if (r == NULL)
         return;
     for (l = ch_list_first(&r->inflight); l != NULL; l = next) {

@@ -21,7 +21,6 @@
 struct ch_node {
     uv_loop_t *loop;
     ch_config_t cfg; /* checked; its pointers are not kept (NULL) */
-    ch_recv_cb on_msg;
     ch_closed_cb on_closed;
     void *user_data;
     uint8_t identity[CH_ID_SIZE];
@@ -86,12 +85,6 @@ static void check_drained(ch_node_t *node)
     node->timer_closed = 1;
     uv_timer_stop(&node->timer);
     uv_close((uv_handle_t *)&node->timer, on_timer_closed);
-}
-
-static void on_conn_msg(ch_conns_t *cs, ch_message_t *msg)
-{
-    ch_node_t *node = node_of_conns(cs);
-    node->on_msg(node, msg);
 }
 
 static void on_conn_handle_closed(ch_conns_t *cs)
@@ -168,7 +161,6 @@ static void setup(ch_node_t *node, uv_loop_t *loop, const ch_config_t *config)
     if (cs->gc_ms < timeout_ms * 3)
         cs->gc_ms = timeout_ms * 3;
     cs->noop_ms = (uint64_t)(config->reuse_time * 750.0);
-    cs->on_msg = on_conn_msg;
     cs->on_handle_closed = on_conn_handle_closed;
     cs->on_closing = on_conn_closing;
     ch_conns_init(cs);
@@ -221,7 +213,8 @@ int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
         return CH_ENOMEM;
     }
     setup(node, loop, config);
-    node->on_msg = on_msg;
+    node->conns.on_msg = on_msg;
+    node->conns.node = node;
     node->user_data = user_data;
     if (!config->disable_encryption && config->cert_chain_pem != NULL) {
         /* Certificate and key problems surface here, not at a send. */

@@ -116,20 +116,6 @@ void ch_remotes_gc(ch_remotes_t *t)
     ch_htable_each(&t->table, gc_link, t);
 }
 
-void ch_remote_queue(ch_remote_t *r, ch_send_t *s)
-{
-    s->remote_ = r;
-    s->conn_ = NULL;
-    s->acked_ = 0;
-    s->state_ = CH_SS_QUEUED;
-    ch_list_push(&r->queue, &s->link_);
-}
-
-ch_send_t *ch_remote_next(ch_remote_t *r)
-{
-    return ch_send_of(ch_list_pop(&r->queue));
-}
-
 void ch_remote_fail_queue(ch_remote_t *r, int status, const char *detail)
 {
     /* Detach first: a callback may queue new sends, which are not part of
@@ -159,16 +145,6 @@ void ch_remote_expire_queue(ch_remote_t *r, uint64_t now)
     }
 }
 
-void ch_remote_inflight_add(ch_remote_t *r, ch_send_t *s)
-{
-    ch_list_push(&r->inflight, &s->link_);
-}
-
-void ch_remote_inflight_remove(ch_remote_t *r, ch_send_t *s)
-{
-    ch_list_remove(&r->inflight, &s->link_);
-}
-
 ch_send_t *ch_remote_inflight_find(ch_remote_t *r,
                                    const uint8_t identity[CH_ID_SIZE])
 {
@@ -180,29 +156,4 @@ ch_send_t *ch_remote_inflight_find(ch_remote_t *r,
             return s;
     }
     return NULL;
-}
-
-uint32_t ch_remote_next_serial(ch_remote_t *r)
-{
-    return ++r->serial;
-}
-
-void ch_remote_attach(ch_remote_t *r)
-{
-    r->nconns++;
-}
-
-void ch_remote_detach(ch_remote_t *r)
-{
-    r->nconns--;
-}
-
-void ch_remote_set_current(ch_remote_t *r, ch_conn_t *c)
-{
-    r->conn = c;
-}
-
-void ch_remote_set_pending(ch_remote_t *r, ch_conn_t *c)
-{
-    r->pending = c;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "chirp.h"
+#include "core/send.h"
 #include "util/htable.h"
 #include "util/queue.h"
 
@@ -44,26 +45,68 @@ void ch_remotes_each(ch_remotes_t *t, void (*fn)(ch_remote_t *, void *),
 /* Free the remotes nothing refers to any more. */
 void ch_remotes_gc(ch_remotes_t *t);
 
-/* Queue a send (its deadline set) / take the next one to write. */
-void ch_remote_queue(ch_remote_t *r, ch_send_t *s);
-ch_send_t *ch_remote_next(ch_remote_t *r);
 /* Fail every queued send (not those in flight). */
 void ch_remote_fail_queue(ch_remote_t *r, int status, const char *detail);
 /* Fail the queued sends whose deadline passed. */
 void ch_remote_expire_queue(ch_remote_t *r, uint64_t now);
-/* A synchronous send was written / is done waiting for its ACK. */
-void ch_remote_inflight_add(ch_remote_t *r, ch_send_t *s);
-void ch_remote_inflight_remove(ch_remote_t *r, ch_send_t *s);
 /* The send in flight with this identity, or NULL. */
 ch_send_t *ch_remote_inflight_find(ch_remote_t *r,
                                    const uint8_t identity[CH_ID_SIZE]);
-uint32_t ch_remote_next_serial(ch_remote_t *r);
+
+/* The small ones, inline: each runs once or twice per message. */
+
+/* Queue a send (its deadline set). */
+static inline void ch_remote_queue(ch_remote_t *r, ch_send_t *s)
+{
+    s->remote_ = r;
+    s->conn_ = NULL;
+    s->acked_ = 0;
+    s->state_ = CH_SS_QUEUED;
+    ch_list_push(&r->queue, &s->link_);
+}
+
+/* The next queued send to write, or NULL. */
+static inline ch_send_t *ch_remote_next(ch_remote_t *r)
+{
+    return ch_send_of(ch_list_pop(&r->queue));
+}
+
+/* A synchronous send was written / is done waiting for its ACK. */
+static inline void ch_remote_inflight_add(ch_remote_t *r, ch_send_t *s)
+{
+    ch_list_push(&r->inflight, &s->link_);
+}
+
+static inline void ch_remote_inflight_remove(ch_remote_t *r, ch_send_t *s)
+{
+    ch_list_remove(&r->inflight, &s->link_);
+}
+
+static inline uint32_t ch_remote_next_serial(ch_remote_t *r)
+{
+    return ++r->serial;
+}
 
 /* Connections: one more / one less belongs to r; the current and the
  * pending one. */
-void ch_remote_attach(ch_remote_t *r);
-void ch_remote_detach(ch_remote_t *r);
-void ch_remote_set_current(ch_remote_t *r, ch_conn_t *c);
-void ch_remote_set_pending(ch_remote_t *r, ch_conn_t *c);
+static inline void ch_remote_attach(ch_remote_t *r)
+{
+    r->nconns++;
+}
+
+static inline void ch_remote_detach(ch_remote_t *r)
+{
+    r->nconns--;
+}
+
+static inline void ch_remote_set_current(ch_remote_t *r, ch_conn_t *c)
+{
+    r->conn = c;
+}
+
+static inline void ch_remote_set_pending(ch_remote_t *r, ch_conn_t *c)
+{
+    r->pending = c;
+}
 
 #endif

@@ -23,13 +23,3 @@ void ch_send_set_dest(ch_send_t *req, const ch_dest_t *dest)
     memcpy(req->address, dest->address, 16);
     req->port = dest->port;
 }
-
-void ch_send_complete(ch_send_t *s, int status, const char *detail)
-{
-    s->state_ = CH_SS_DONE;
-    s->remote_ = NULL;
-    s->conn_ = NULL;
-    if (detail == NULL || (status != CH_OK && detail[0] == '\0'))
-        detail = status == CH_OK ? "" : ch_strerror(status);
-    s->cb(s, status, detail);
-}

@@ -16,7 +16,16 @@
 
 /* Run the callback (once): status and a detail ("" on success; the
  * error's meaning when none is given). */
-void ch_send_complete(ch_send_t *s, int status, const char *detail);
+static inline void ch_send_complete(ch_send_t *s, int status,
+                                    const char *detail)
+{
+    s->state_ = CH_SS_DONE;
+    s->remote_ = NULL;
+    s->conn_ = NULL;
+    if (detail == NULL || (status != CH_OK && detail[0] == '\0'))
+        detail = status == CH_OK ? "" : ch_strerror(status);
+    s->cb(s, status, detail);
+}
 
 /* The send whose link_ this is. */
 static inline ch_send_t *ch_send_of(ch_link_t *link)

@@ -191,13 +191,13 @@ typedef struct ch_message {
     void *user_data;
     /* Whoever holds the message (the application, or the bridge) may
      * keep it on a list with this link; the core does not touch it
-     * between delivery and release. */
+     * between delivery and release (after release it is the core's, for
+     * its queue of ACKs to write). */
     ch_link_t link;
     /* private: the connection's (core/conn_read.c) */
     ch_conn_t *conn_;
     uint8_t *buf_;
     uint32_t bufcap_; /* a big buffer's size (util/bufcache.c) */
-    ch_link_t ack_link_;
     uint8_t state_;
     uint8_t index_;
     uint8_t ack_hdr_[CH_HEADER_SIZE];
