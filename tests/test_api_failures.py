@@ -6,7 +6,9 @@ import textwrap
 import time
 
 import pytest
-from conftest import LOCAL, addr, free_port, new_node, roundtrip, run_in_thread
+from support.net import LOCAL, free_port
+from support.nodes import addr, roundtrip
+from support.waits import run_in_thread
 
 import chirp
 
@@ -166,7 +168,7 @@ def test_close_is_idempotent(node_factory):
 
 
 def test_with_block_closes(node_factory):
-    with new_node() as node:
+    with node_factory() as node:
         port = node.port
     with pytest.raises(chirp.ClosedError):
         node.recv(timeout=0.1)
