@@ -1,11 +1,11 @@
 """Failures reach the caller as exceptions of clear types, promptly."""
 
-import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+from support.child import run
 from support.net import LOCAL, free_port
 from support.nodes import addr, roundtrip
 from support.waits import run_in_thread
@@ -283,17 +283,9 @@ def test_bad_payload_type_rejected(node_factory):
 
 
 def _run_script(code, timeout=40):
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(
-            f"script hung; output so far: {exc.stdout!r} / {exc.stderr!r}"
-        ) from None
+    """Run Python code in a child process to its end (ChildError, with its
+    output so far, if it hangs)."""
+    return run([sys.executable, "-c", textwrap.dedent(code)], timeout=timeout)
 
 
 def test_garbage_collected_node_does_not_hang():

@@ -5,6 +5,7 @@ import os
 import time
 
 import pytest
+from support.child import Child, ChildError
 from support.net import LOCAL
 from support.nodes import addr, roundtrip
 from support.waits import run_in_thread
@@ -247,31 +248,24 @@ def test_ctrl_c_interrupts_blocking_call(call):
     """SIGINT during a blocking recv/send/request raises KeyboardInterrupt
     promptly and the process exits."""
     import signal
-    import subprocess
     import sys
     import textwrap
 
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-c", textwrap.dedent(CTRL_C_SCRIPTS[call])],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = Child([sys.executable, "-u", "-c", textwrap.dedent(CTRL_C_SCRIPTS[call])])
     try:
-        line = proc.stdout.readline()  # the child prints before blocking
-        assert line.strip() == "BLOCKING", proc.stderr.read()
+        # the child prints before blocking
+        assert child.readline(30, "BLOCKING") == "BLOCKING", child.describe()
         time.sleep(0.5)  # let it enter the blocking call (setup)
-        proc.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGINT)
         try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
+            rc = child.wait(10)
+        except ChildError:
             raise AssertionError(f"blocking {call}() not interrupted by Ctrl-C") from None
-        assert "KeyboardInterrupt" in err, err
-        assert proc.returncode != 0
+        child.close()  # and all it printed is read
+        assert "KeyboardInterrupt" in child.stderr, child.stderr
+        assert rc != 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
+        child.close()
 
 
 def test_collecting_a_node_inside_the_future_lock_does_not_hang(node_factory):
