@@ -7,8 +7,7 @@ import time
 import pytest
 from support.child import run
 from support.net import LOCAL, free_port
-from support.nodes import addr, roundtrip
-from support.waits import run_in_thread
+from support.nodes import addr, close_while_blocked, roundtrip
 
 import chirp
 
@@ -179,14 +178,8 @@ def test_with_block_closes(node_factory):
 
 def test_close_fails_pending_send_promptly(node_factory, blackhole):
     node = node_factory(timeout=30.0)
-    t, box = run_in_thread(node.send, blackhole.address, b"pending")
-    time.sleep(0.3)  # let the send get under way (setup, not an assertion)
-    assert t.is_alive(), f"send to a blackhole returned early: {box!r}"
-    t0 = time.monotonic()
-    node.close()
-    assert _elapsed(t0) < 5.0, "close() took too long"
-    t.join(timeout=5.0)
-    assert not t.is_alive(), "pending send still blocked after close()"
+    box, took = close_while_blocked(node, node.send, blackhole.address, b"pending")
+    assert took < 5.0, "close() took too long"
     assert isinstance(box.get("error"), chirp.ChirpError), box
 
 
@@ -204,12 +197,7 @@ def test_close_fails_pending_futures_promptly(node_factory, blackhole, silent_pe
 
 def test_close_wakes_blocked_recv(node_factory):
     node = node_factory()
-    t, box = run_in_thread(node.recv, timeout=30.0)
-    time.sleep(0.3)
-    assert t.is_alive()
-    node.close()
-    t.join(timeout=5.0)
-    assert not t.is_alive(), "recv still blocked after close()"
+    box, _ = close_while_blocked(node, node.recv, timeout=30.0)
     assert isinstance(box.get("error"), chirp.ClosedError), box
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from support.child import Child, ChildError
 from support.net import LOCAL
-from support.nodes import addr, roundtrip
+from support.nodes import addr, close_while_blocked, roundtrip
 from support.waits import run_in_thread
 
 import chirp
@@ -137,12 +137,7 @@ def test_node_reopen_same_port_with_traffic(node_factory):
 
 def test_close_during_request_wakes_caller(node_factory, silent_peer):
     node = node_factory(synchronous=False, timeout=30.0)
-    t, box = run_in_thread(node.request, silent_peer.address, b"q", timeout=30.0)
-    time.sleep(0.3)
-    assert t.is_alive()
-    node.close()
-    t.join(timeout=5.0)
-    assert not t.is_alive(), "request() still blocked after close()"
+    box, _ = close_while_blocked(node, node.request, silent_peer.address, b"q", timeout=30.0)
     assert isinstance(box.get("error"), chirp.ChirpError), box
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import struct
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import wire
 
 from chirp._chirp import ffi, lib
 
 
 def header(ident: bytes, serial: int, data: bytes, hdr: bytes, typ: int = 0) -> bytes:
-    return ident + struct.pack(">IIHB", serial, len(data), len(hdr), typ)
+    return wire.header(ident, serial, len(data), len(hdr), typ)
 
 
 def parse(chunks: list[bytes], max_size: int = 1 << 20) -> list[tuple]:
@@ -53,7 +52,7 @@ def parse(chunks: list[bytes], max_size: int = 1 << 20) -> list[tuple]:
 
 
 def stream() -> tuple[bytes, list[tuple]]:
-    hs = struct.pack(">H", 2998) + b"N" * 16
+    hs = wire.handshake(2998, b"N" * 16)
     parts = [hs]
     expected: list[tuple] = [("hs", 2998, b"N" * 16)]
     msgs = [
@@ -99,10 +98,10 @@ def test_random_splits(draw: st.DataObject) -> None:
 
 
 def test_oversize_and_bad_control_are_errors() -> None:
-    hs = struct.pack(">H", 1) + b"x" * 16
-    big = header(b"a" * 16, 1, b"", b"")[:20] + struct.pack(">IHB", 101, 0, 0)
+    hs = wire.handshake(1, b"x" * 16)
+    big = wire.header(b"a" * 16, 1, 101, 0)
     assert parse([hs + big], max_size=100)[-1] == ("err", lib.CH_EMSGSIZE)
-    ack = b"a" * 16 + struct.pack(">IIHB", 1, 1, 0, lib.CH_MSG_ACK)
+    ack = wire.header(b"a" * 16, 1, 1, 0, lib.CH_MSG_ACK)
     assert parse([hs + ack])[-1] == ("err", lib.CH_EPROTO)
-    wrap = b"a" * 16 + struct.pack(">IIHB", 1, 0xFFFFFFFF, 0xFFFF, 0)
+    wrap = wire.header(b"a" * 16, 1, 0xFFFFFFFF, 0xFFFF)
     assert parse([hs + wrap], max_size=0xFFFFFFFF)[-1] == ("err", lib.CH_EMSGSIZE)

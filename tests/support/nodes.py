@@ -13,6 +13,7 @@ import time
 import weakref
 
 from .net import LOCAL
+from .waits import run_in_thread
 
 DEFAULTS = {"port": 0, "disable_encryption": True, "timeout": 5.0}
 
@@ -100,6 +101,21 @@ def assert_no_message(node, timeout: float = 0.3) -> None:
         f"unexpected message: data={bytes(msg.data[:64])!r} "
         f"header={bytes(msg.header[:64])!r} from {msg.address}:{msg.port}"
     )
+
+
+def close_while_blocked(node, call, *args, **kw):
+    """Start call(*args, **kw) in a thread; once it is blocked (0.3 s), close
+    node.  The call must then end within 5 s.  Returns (box, seconds close()
+    took), box holding what the call returned ('result') or raised ('error')."""
+    t, box = run_in_thread(call, *args, **kw)
+    time.sleep(0.3)  # let the call get under way (setup, not an assertion)
+    assert t.is_alive(), f"{call.__name__}() returned before close(): {box!r}"
+    t0 = time.monotonic()
+    node.close()
+    took = time.monotonic() - t0
+    t.join(timeout=5.0)
+    assert not t.is_alive(), f"{call.__name__}() still blocked after close()"
+    return box, took
 
 
 def roundtrip(tx, rx, data: bytes = b"ping", header: bytes = b"", timeout: float = 10.0):
