@@ -5,9 +5,10 @@ import os
 import socket
 
 import pytest
-from conftest import LOCAL, addr, free_port, new_node, roundtrip
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.net import LOCAL, free_port
+from support.nodes import NodeFactory, addr, roundtrip
 
 import chirp
 
@@ -81,8 +82,9 @@ def _os_threads():
 def _warm_up():
     """Start and stop one node first, so that anything chirp sets up once per
     process is not mistaken for a thread left by a rejected config."""
-    with new_node():
-        pass
+    factory = NodeFactory()
+    factory()
+    factory.close()
 
 
 @pytest.mark.parametrize("kw,exc,name", BAD_VALUES, ids=[_id(c) for c in BAD_VALUES])
@@ -134,8 +136,8 @@ def test_config_defaults():
     assert cfg.inbox_size == 256 * 1024
 
 
-def test_node_config_reflects_defaults_and_overrides():
-    with new_node(
+def test_node_config_reflects_defaults_and_overrides(node_factory):
+    with node_factory(
         timeout=1.5,
         reuse_time=12.0,
         backlog=7,
@@ -157,8 +159,8 @@ def test_node_config_reflects_defaults_and_overrides():
         assert cfg.bind_v6 == "::"
 
 
-def test_defaults_on_node():
-    with new_node() as node:
+def test_defaults_on_node(node_factory):
+    with node_factory() as node:
         cfg = node.config
         assert cfg.timeout == 5.0
         assert cfg.reuse_time == 30.0
@@ -168,8 +170,8 @@ def test_defaults_on_node():
         assert cfg.auto_release is True
 
 
-def test_port_zero_picks_a_port_and_listens():
-    with new_node() as node:
+def test_port_zero_picks_a_port_and_listens(node_factory):
+    with node_factory() as node:
         assert isinstance(node.port, int)
         assert 0 < node.port < 65536
         # something really listens there
@@ -177,43 +179,43 @@ def test_port_zero_picks_a_port_and_listens():
         s.close()
 
 
-def test_fixed_port_is_used():
+def test_fixed_port_is_used(node_factory):
     port = free_port()
-    with new_node(port=port) as node:
+    with node_factory(port=port) as node:
         assert node.port == port
         s = socket.create_connection((LOCAL, port), timeout=5)
         s.close()
 
 
-def test_port_in_use_fails():
-    with new_node() as first:
+def test_port_in_use_fails(node_factory):
+    with node_factory() as first:
         with pytest.raises((OSError, chirp.ChirpError)):
-            n = new_node(port=first.port)
+            n = node_factory(port=first.port)
             n.close()
 
 
-def test_identity_random_and_fixed():
-    with new_node() as a, new_node() as b:
+def test_identity_random_and_fixed(node_factory):
+    with node_factory() as a, node_factory() as b:
         assert isinstance(a.identity, bytes) and len(a.identity) == 16
         assert a.identity != b.identity
     ident = bytes(range(16))
-    with new_node(identity=ident) as c:
+    with node_factory(identity=ident) as c:
         assert c.identity == ident
         assert c.config.identity == ident
 
 
 @pytest.mark.parametrize("slots", [1, 32])
-def test_max_slots_bounds_accepted(slots):
-    with new_node(max_slots=slots, synchronous=False) as node:
+def test_max_slots_bounds_accepted(node_factory, slots):
+    with node_factory(max_slots=slots, synchronous=False) as node:
         assert node.config.max_slots == slots
 
 
-def test_node_accepts_config_object():
+def test_node_accepts_config_object(node_factory):
     ident = b"C" * 16
     cfg = chirp.Config(
         port=0, timeout=2.5, identity=ident, disable_encryption=True, synchronous=False
     )
-    with chirp.Node(cfg) as node, new_node() as other:
+    with node_factory(cfg) as node, node_factory() as other:
         assert node.identity == ident
         assert node.config.timeout == 2.5
         assert node.config.synchronous is False
@@ -223,15 +225,15 @@ def test_node_accepts_config_object():
         assert msg.remote_identity == other.identity
 
 
-def test_node_accepts_config_keyword():
+def test_node_accepts_config_keyword(node_factory):
     cfg = chirp.Config(port=0, timeout=2.0, disable_encryption=True)
-    with chirp.Node(config=cfg) as node:
+    with node_factory(config=cfg) as node:
         assert node.config.timeout == 2.0
         assert node.port > 0
 
 
-def test_bind_v4_loopback_only():
-    with new_node(bind_v4="127.0.0.1") as node:
+def test_bind_v4_loopback_only(node_factory):
+    with node_factory(bind_v4="127.0.0.1") as node:
         s = socket.create_connection((LOCAL, node.port), timeout=5)
         s.close()
 
@@ -246,8 +248,8 @@ def test_exception_hierarchy():
     assert issubclass(chirp.ChirpError, Exception)
 
 
-def test_timeout_is_float_like():
-    with new_node(timeout=2) as node:  # an int is a valid number of seconds
+def test_timeout_is_float_like(node_factory):
+    with node_factory(timeout=2) as node:  # an int is a valid number of seconds
         assert math.isclose(node.config.timeout, 2.0)
 
 
@@ -269,12 +271,17 @@ valid_options = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(
+    max_examples=25,
+    deadline=None,
+    # each example closes its nodes (the with block)
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(opts=valid_options)
-def test_any_valid_config_works(opts):
+def test_any_valid_config_works(node_factory, opts):
     """Every valid combination starts a node that reports its options back
     and exchanges a message with a default node."""
-    with new_node(**opts) as node, new_node(synchronous=False) as other:
+    with node_factory(**opts) as node, node_factory(synchronous=False) as other:
         cfg = node.config
         for key, value in opts.items():
             got = getattr(cfg, key)

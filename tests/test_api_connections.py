@@ -1,17 +1,14 @@
 """Connections: IPv6, idle collection, reconnects, NOOP probes, reuse."""
 
 import socket
-import struct
 import time
 
 import pytest
-from conftest import LOCAL, SilentPeer, addr, roundtrip
-
-import chirp
-
-HS = struct.Struct(">H16s")
-HDR = struct.Struct(">16sIIHB")
-REQ_ACK, ACK, NOOP = 1, 2, 4
+from support import wire
+from support.net import LOCAL
+from support.nodes import addr, roundtrip
+from support.raw import SilentPeer
+from support.waits import run_in_thread
 
 
 def _ipv6_loopback_works():
@@ -68,9 +65,9 @@ def test_ipv4_only_node(node_factory):
     assert rx.recv(timeout=5.0).data == b"v4 only"
 
 
-def test_both_binds_empty_rejected():
+def test_both_binds_empty_rejected(node_factory):
     with pytest.raises(ValueError):
-        n = chirp.Node(port=0, bind_v4="", bind_v6="", disable_encryption=True)
+        n = node_factory(bind_v4="", bind_v6="")
         n.close()
 
 
@@ -92,7 +89,7 @@ def test_idle_incoming_connection_is_closed(node_factory):
     node = node_factory(timeout=0.2, reuse_time=1.0)
     s = socket.create_connection(addr(node), timeout=5)
     try:
-        s.sendall(HS.pack(40010, b"I" * 16))
+        s.sendall(wire.handshake(40010, b"I" * 16))
         t0 = time.monotonic()
         s.settimeout(10.0)
         buf = b""
@@ -108,40 +105,16 @@ def test_idle_incoming_connection_is_closed(node_factory):
             buf += chunk
         took = time.monotonic() - t0
         assert took >= 0.5, f"closed too early ({took:.2f} s)"
-        assert buf[:18] == HS.pack(node.port, node.identity)
+        assert buf[:18] == wire.handshake(node.port, node.identity)
     finally:
         s.close()
-
-
-def _frames(raw):
-    """Parse the node's handshake and message frames from raw bytes."""
-    if len(raw) < 18:
-        return (None, None), []
-    port, ident = HS.unpack(raw[:18])
-    out, pos = [], 18
-    while pos + 27 <= len(raw):
-        mid, serial, dlen, hlen, typ = HDR.unpack(raw[pos : pos + 27])
-        end = pos + 27 + hlen + dlen
-        if end > len(raw):
-            break
-        out.append(
-            dict(
-                identity=mid,
-                serial=serial,
-                type=typ,
-                header=raw[pos + 27 : pos + 27 + hlen],
-                data=raw[pos + 27 + hlen : end],
-            )
-        )
-        pos = end
-    return (port, ident), out
 
 
 def _wait_frames(peer, done, timeout=5.0):
     """((port, identity), frames) the raw peer got, once done(frames)."""
     deadline = time.monotonic() + timeout
     while True:
-        hs, frames = _frames(bytes(peer.received))
+        hs, frames = wire.parse_stream(bytes(peer.received))
         if done(frames):
             return hs, frames
         assert time.monotonic() < deadline, frames
@@ -162,7 +135,7 @@ def test_noop_probe_before_message_after_idle(node_factory):
         )
         assert (port, ident) == (node.port, node.identity)
         kinds = [(f["type"], f["data"], f["serial"]) for f in frames]
-        assert kinds == [(0, b"first", 1), (NOOP, b"", 2), (0, b"second", 3)]
+        assert kinds == [(0, b"first", 1), (wire.NOOP, b"", 2), (0, b"second", 3)]
         noop = frames[1]
         assert noop["header"] == b"" and noop["data"] == b""
     finally:
@@ -207,20 +180,18 @@ def test_two_nodes_talk_both_ways_many_times(node_factory):
 
 
 @pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
-def test_simultaneous_first_contact_keeps_order(sync):
+def test_simultaneous_first_contact_keeps_order(node_factory, sync):
     """Two fresh nodes start sending to each other at the same moment, so
-    both open a connection (the connect race of DESIGN.md section 1).
+    both open a connection (the connect race in docs/protocol.md).
     Every message arrives exactly once, in the order sent, and every send
     succeeds -- in each of many trials."""
     import threading
 
-    from conftest import new_node
-
     n = 200
     problems = []
     for trial in range(30):
-        a = new_node(synchronous=sync, timeout=5.0)
-        b = new_node(synchronous=sync, timeout=5.0)
+        a = node_factory(synchronous=sync, timeout=5.0)
+        b = node_factory(synchronous=sync, timeout=5.0)
         try:
             barrier = threading.Barrier(2)
             futs = {}
@@ -264,8 +235,6 @@ def test_reply_after_idle_collection_reconnects(node_factory):
     """The request's connection is collected while the answer is being
     prepared; the reply opens a new connection to the sender's listening
     port and still resolves the request."""
-    from conftest import run_in_thread
-
     server = node_factory(synchronous=False, timeout=0.2, reuse_time=0.5)
     client = node_factory(synchronous=False, timeout=0.2, reuse_time=0.5)
     t, box = run_in_thread(client.request, addr(server), b"slow question", timeout=10.0)

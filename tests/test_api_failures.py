@@ -1,12 +1,13 @@
 """Failures reach the caller as exceptions of clear types, promptly."""
 
-import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
-from conftest import LOCAL, addr, free_port, new_node, roundtrip, run_in_thread
+from support.child import run
+from support.net import LOCAL, free_port
+from support.nodes import addr, close_while_blocked, roundtrip
 
 import chirp
 
@@ -166,7 +167,7 @@ def test_close_is_idempotent(node_factory):
 
 
 def test_with_block_closes(node_factory):
-    with new_node() as node:
+    with node_factory() as node:
         port = node.port
     with pytest.raises(chirp.ClosedError):
         node.recv(timeout=0.1)
@@ -177,14 +178,8 @@ def test_with_block_closes(node_factory):
 
 def test_close_fails_pending_send_promptly(node_factory, blackhole):
     node = node_factory(timeout=30.0)
-    t, box = run_in_thread(node.send, blackhole.address, b"pending")
-    time.sleep(0.3)  # let the send get under way (setup, not an assertion)
-    assert t.is_alive(), f"send to a blackhole returned early: {box!r}"
-    t0 = time.monotonic()
-    node.close()
-    assert _elapsed(t0) < 5.0, "close() took too long"
-    t.join(timeout=5.0)
-    assert not t.is_alive(), "pending send still blocked after close()"
+    box, took = close_while_blocked(node, node.send, blackhole.address, b"pending")
+    assert took < 5.0, "close() took too long"
     assert isinstance(box.get("error"), chirp.ChirpError), box
 
 
@@ -202,12 +197,7 @@ def test_close_fails_pending_futures_promptly(node_factory, blackhole, silent_pe
 
 def test_close_wakes_blocked_recv(node_factory):
     node = node_factory()
-    t, box = run_in_thread(node.recv, timeout=30.0)
-    time.sleep(0.3)
-    assert t.is_alive()
-    node.close()
-    t.join(timeout=5.0)
-    assert not t.is_alive(), "recv still blocked after close()"
+    box, _ = close_while_blocked(node, node.recv, timeout=30.0)
     assert isinstance(box.get("error"), chirp.ClosedError), box
 
 
@@ -281,17 +271,9 @@ def test_bad_payload_type_rejected(node_factory):
 
 
 def _run_script(code, timeout=40):
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(
-            f"script hung; output so far: {exc.stdout!r} / {exc.stderr!r}"
-        ) from None
+    """Run Python code in a child process to its end (ChildError, with its
+    output so far, if it hangs)."""
+    return run([sys.executable, "-c", textwrap.dedent(code)], timeout=timeout)
 
 
 def test_garbage_collected_node_does_not_hang():

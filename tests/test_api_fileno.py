@@ -6,7 +6,7 @@ import selectors
 import time
 
 import pytest
-from conftest import addr, new_node
+from support.nodes import addr
 
 import chirp
 
@@ -67,19 +67,19 @@ def test_selector_loop_receives_everything(pair):
     assert not _readable(fd)
 
 
-def test_closed_node_has_no_fd():
-    node = new_node()
+def test_closed_node_has_no_fd(node_factory):
+    node = node_factory()
     node.close()
     with pytest.raises(chirp.ClosedError):
         node.fileno()
 
 
-def test_fd_stays_open_and_readable_after_close():
+def test_fd_stays_open_and_readable_after_close(node_factory):
     """A selector waiting on the fd is woken by close and can still use
     the fd: it stays open (readable) as long as the node object exists."""
     import os
 
-    node = new_node()
+    node = node_factory()
     fd = node.fileno()
     sel = selectors.DefaultSelector()
     sel.register(fd, selectors.EVENT_READ)

@@ -11,7 +11,8 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, Future, as_completed, wait
 
 import pytest
-from conftest import addr, free_port, new_node, recv_n
+from support.net import free_port
+from support.nodes import addr, recv_n
 
 import chirp
 
@@ -101,9 +102,9 @@ def test_callbacks_run_once_before_and_after_completion(node_factory):
     assert calls == [("early", None), ("late", None)]
 
 
-def test_failures_reach_the_future_waited_or_not():
+def test_failures_reach_the_future_waited_or_not(node_factory):
     port = free_port()  # nothing listens there
-    with new_node(synchronous=False, timeout=1.0) as a:
+    with node_factory(synchronous=False, timeout=1.0) as a:
         unwaited = a.send_async(("127.0.0.1", port), b"x")
         waited = a.send_async(("127.0.0.1", port), b"y")
         box = {}
@@ -244,14 +245,14 @@ def test_subclass_override_of_send_async_is_used(pair):
     assert recv_n(b, 1)[0].data == b"sub"
 
 
-def test_futures_do_not_keep_a_closed_node_alive(pair):
+def test_futures_do_not_keep_a_closed_node_alive(node_factory, pair):
     """Futures kept after the node is gone do not hold its core (and so
     its native memory)."""
     import gc
     import weakref
 
     _, b = pair
-    node = new_node(synchronous=False)
+    node = node_factory.collectable(synchronous=False)
     futs = [node.send_async(addr(b), b"%d" % i) for i in range(100)]
     wait(futs, timeout=10)
     core = weakref.ref(node._core)

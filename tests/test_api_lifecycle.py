@@ -5,7 +5,10 @@ import os
 import time
 
 import pytest
-from conftest import LOCAL, addr, new_node, roundtrip, run_in_thread
+from support.child import Child, ChildError
+from support.net import LOCAL
+from support.nodes import addr, close_while_blocked, roundtrip
+from support.waits import run_in_thread
 
 import chirp
 
@@ -26,15 +29,15 @@ def _settle(fn, target, timeout=5.0):
     return fn()
 
 
-def test_no_fd_or_thread_leak_over_many_nodes():
+def test_no_fd_or_thread_leak_over_many_nodes(node_factory):
     # warm up anything created once per process
-    with new_node() as a, new_node() as b:
+    with node_factory.collectable() as a, node_factory.collectable() as b:
         roundtrip(a, b)
     gc.collect()
     fds0, threads0 = _fds(), _os_threads()
     for i in range(25):
-        a = new_node(synchronous=bool(i % 2))
-        b = new_node(synchronous=not (i % 2))
+        a = node_factory.collectable(synchronous=bool(i % 2))
+        b = node_factory.collectable(synchronous=not (i % 2))
         roundtrip(a, b, b"%d" % i)
         roundtrip(b, a, b"%d" % i)
         b.close()
@@ -50,12 +53,12 @@ def test_no_leak_over_many_connections(node_factory):
     """Many short-lived peers against one long-lived node: once they are
     closed the node's connections (fds) go away."""
     server = node_factory(synchronous=False, timeout=0.3, reuse_time=0.5)
-    with new_node(synchronous=False) as warm:  # warm up
+    with node_factory.collectable(synchronous=False) as warm:  # warm up
         roundtrip(warm, server)
     gc.collect()
     fds0 = _fds()
     for i in range(30):
-        with new_node(synchronous=False) as c:
+        with node_factory.collectable(synchronous=False) as c:
             roundtrip(c, server, b"%d" % i)
     fds = _settle(_fds, fds0 + 2, timeout=10.0)
     assert fds <= fds0 + 2, f"connections not closed: {fds0} -> {fds} fds"
@@ -102,7 +105,7 @@ def test_message_attributes_types(node_factory):
 
 def test_node_reopen_same_port_with_traffic(node_factory):
     """Close a node that had live connections, then bind its port again."""
-    a = new_node(synchronous=False)
+    a = node_factory(synchronous=False)
     port = a.port
     b = node_factory(synchronous=False)
     roundtrip(b, a)
@@ -134,12 +137,7 @@ def test_node_reopen_same_port_with_traffic(node_factory):
 
 def test_close_during_request_wakes_caller(node_factory, silent_peer):
     node = node_factory(synchronous=False, timeout=30.0)
-    t, box = run_in_thread(node.request, silent_peer.address, b"q", timeout=30.0)
-    time.sleep(0.3)
-    assert t.is_alive()
-    node.close()
-    t.join(timeout=5.0)
-    assert not t.is_alive(), "request() still blocked after close()"
+    box, _ = close_while_blocked(node, node.request, silent_peer.address, b"q", timeout=30.0)
     assert isinstance(box.get("error"), chirp.ChirpError), box
 
 
@@ -158,7 +156,7 @@ def test_many_nodes_at_once(node_factory):
 
 @pytest.mark.parametrize("count", [1, 5])
 def test_closing_node_with_unreleased_messages(node_factory, count):
-    rx = new_node(auto_release=False, synchronous=False)
+    rx = node_factory(auto_release=False, synchronous=False)
     tx = node_factory(synchronous=False)
     for i in range(count):
         tx.send(addr(rx), b"%d" % i)
@@ -173,9 +171,9 @@ def test_closing_node_with_unreleased_messages(node_factory, count):
     gc.collect()
 
 
-def test_thread_count_settles_after_close():
+def test_thread_count_settles_after_close(node_factory):
     base = _os_threads()
-    nodes = [new_node() for _ in range(5)]
+    nodes = [node_factory.collectable() for _ in range(5)]
     assert _os_threads() > base  # each node runs its own loop thread
     for n in nodes:
         n.close()
@@ -183,15 +181,15 @@ def test_thread_count_settles_after_close():
     assert _settle(_os_threads, base) <= base
 
 
-def test_gc_of_unreferenced_node_releases_port():
-    n = new_node()
+def test_gc_of_unreferenced_node_releases_port(node_factory):
+    n = node_factory.collectable()
     port = n.port
     del n
     gc.collect()
     deadline = time.monotonic() + 5
     while True:
         try:
-            n2 = new_node(port=port)
+            n2 = node_factory.collectable(port=port)
             n2.close()
             break
         except (OSError, chirp.ChirpError):
@@ -245,34 +243,27 @@ def test_ctrl_c_interrupts_blocking_call(call):
     """SIGINT during a blocking recv/send/request raises KeyboardInterrupt
     promptly and the process exits."""
     import signal
-    import subprocess
     import sys
     import textwrap
 
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-c", textwrap.dedent(CTRL_C_SCRIPTS[call])],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = Child([sys.executable, "-u", "-c", textwrap.dedent(CTRL_C_SCRIPTS[call])])
     try:
-        line = proc.stdout.readline()  # the child prints before blocking
-        assert line.strip() == "BLOCKING", proc.stderr.read()
+        # the child prints before blocking
+        assert child.readline(30, "BLOCKING") == "BLOCKING", child.describe()
         time.sleep(0.5)  # let it enter the blocking call (setup)
-        proc.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGINT)
         try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
+            rc = child.wait(10)
+        except ChildError:
             raise AssertionError(f"blocking {call}() not interrupted by Ctrl-C") from None
-        assert "KeyboardInterrupt" in err, err
-        assert proc.returncode != 0
+        child.close()  # and all it printed is read
+        assert "KeyboardInterrupt" in child.stderr, child.stderr
+        assert rc != 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
+        child.close()
 
 
-def test_collecting_a_node_inside_the_future_lock_does_not_hang():
+def test_collecting_a_node_inside_the_future_lock_does_not_hang(node_factory):
     """A Node dropped in a reference cycle is closed by the garbage
     collector, which can run while this very thread is inside chirp's
     Future lock.  That close fails the node's pending Futures in the same
@@ -281,8 +272,8 @@ def test_collecting_a_node_inside_the_future_lock_does_not_hang():
     failed by the close)."""
     import chirp._futures
 
-    with new_node(synchronous=False) as peer:
-        node = new_node(synchronous=True, timeout=5.0)
+    with node_factory(synchronous=False) as peer:
+        node = node_factory.collectable(synchronous=True, timeout=5.0)
         node.cycle = node  # only the collector can free it
         request = node.request_async(addr(peer), b"never answered")
         send = node.send_async(addr(peer), b"never acknowledged")

@@ -3,10 +3,12 @@
 import time
 
 import pytest
-from conftest import addr, assert_no_message, new_node, run_in_thread, target
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from peer import PeerError, PeerProcess, number_of, numbered
+from support.nodes import addr, assert_no_message, target
+from support.payloads import number_of, numbered
+from support.peer import Peer, PeerError
+from support.waits import run_in_thread
 
 import chirp
 
@@ -85,7 +87,7 @@ def test_synchronous_sender_in_other_process_blocked(node_factory):
     it cannot finish while a message is held, and finishes after release."""
     rx = node_factory(synchronous=False, max_slots=N, auto_release=False)
     total = N + 3
-    sender = PeerProcess(
+    sender = Peer(
         "send", "--count", total, "--target", target(rx), "--timeout", 20, "--lifetime", 90
     )
     try:
@@ -107,7 +109,7 @@ def test_synchronous_sender_in_other_process_blocked(node_factory):
         assert done["sent"] == total
         assert sender.wait(10) == 0
     finally:
-        sender.stop()
+        sender.close()
 
 
 @pytest.mark.parametrize("identity", [None, b"configured-ident"], ids=["random", "configured"])
@@ -394,18 +396,23 @@ def test_unreleased_messages_block_only_their_connection(node_factory):
     c.release()
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=12,
+    deadline=None,
+    # each example closes its nodes
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     sizes=st.lists(st.integers(min_value=0, max_value=80_000), min_size=1, max_size=14),
     slots=st.integers(min_value=1, max_value=5),
     choices=st.randoms(use_true_random=False),
 )
-def test_random_release_order(sizes, slots, choices):
+def test_random_release_order(node_factory, sizes, slots, choices):
     """Whatever the sizes and the order of releases, a receiver with
     ``slots`` slots holds exactly min(slots, outstanding) messages and all
     arrive intact and in order."""
-    rx = new_node(synchronous=False, max_slots=slots, auto_release=False)
-    tx = new_node(synchronous=False, timeout=20.0)
+    rx = node_factory(synchronous=False, max_slots=slots, auto_release=False)
+    tx = node_factory(synchronous=False, timeout=20.0)
     try:
         futs = [tx.send_async(addr(rx), numbered(i, s)) for i, s in enumerate(sizes)]
         held, got = [], []

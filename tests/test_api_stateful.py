@@ -2,7 +2,6 @@
 sender and a receiver with few slots that releases in random order."""
 
 import pytest
-from conftest import addr, new_node
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -12,12 +11,14 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from peer import number_of, numbered
+from support.nodes import NodeFactory, addr
+from support.payloads import number_of, numbered
 
 
 class SlotsMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
+        self.nodes = NodeFactory()
         self.rx = None
         self.tx = None
 
@@ -25,8 +26,8 @@ class SlotsMachine(RuleBasedStateMachine):
     def start(self, slots, sync):
         self.slots = slots
         self.sync = sync
-        self.rx = new_node(synchronous=False, max_slots=slots, auto_release=False)
-        self.tx = new_node(synchronous=sync, timeout=20.0)
+        self.rx = self.nodes(synchronous=False, max_slots=slots, auto_release=False)
+        self.tx = self.nodes(synchronous=sync, timeout=20.0)
         self.futs = []  # one per message sent, index = number
         self.sizes = []
         self.held = {}  # number -> Message
@@ -94,10 +95,7 @@ class SlotsMachine(RuleBasedStateMachine):
             for f in self.futs:
                 assert f.result(timeout=10.0) is None
         finally:
-            if self.tx is not None:
-                self.tx.close()
-            if self.rx is not None:
-                self.rx.close()
+            self.nodes.close()
 
 
 SlotsMachine.TestCase.settings = settings(

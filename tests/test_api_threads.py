@@ -6,7 +6,8 @@ import time
 from collections import defaultdict
 
 import pytest
-from conftest import addr, assert_no_message, run_in_thread
+from support.nodes import addr, assert_no_message
+from support.waits import run_in_thread
 
 import chirp
 

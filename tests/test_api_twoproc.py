@@ -1,15 +1,16 @@
-"""Two nodes in separate processes (tests/peer.py), synchronous and async."""
+"""Two nodes in separate processes (support/peer.py), synchronous and async."""
 
-import hashlib
 import json
 import os
 import time
 
 import pytest
-from conftest import LOCAL, assert_no_message, new_node, target
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from peer import PeerProcess, number_of, numbered, pattern
+from support.net import LOCAL
+from support.nodes import NodeFactory, assert_no_message, target
+from support.payloads import number_of, numbered, pattern, sha256
+from support.peer import Peer
 
 import chirp
 
@@ -34,34 +35,29 @@ def mode(request):
 
 @pytest.fixture(scope="module")
 def echo_peer(mode):
-    p = PeerProcess("echo", "--identity", ECHO_ID.hex(), "--lifetime", 600, *_mode_args(mode))
+    p = Peer("echo", "--identity", ECHO_ID.hex(), "--lifetime", 600, *_mode_args(mode))
     yield p
-    p.stop()
+    p.close()
 
 
 @pytest.fixture(scope="module")
 def sink_peer(mode):
-    p = PeerProcess("sink", "--identity", SINK_ID.hex(), "--lifetime", 600, *_mode_args(mode))
+    p = Peer("sink", "--identity", SINK_ID.hex(), "--lifetime", 600, *_mode_args(mode))
     yield p
-    p.stop()
+    p.close()
 
 
 @pytest.fixture
-def local(mode):
-    node = new_node(synchronous=mode, timeout=10.0)
-    yield node
-    node.close()
+def local(node_factory, mode):
+    return node_factory(synchronous=mode, timeout=10.0)
 
 
 @pytest.fixture(scope="module")
 def module_local(mode):
-    node = new_node(synchronous=mode, timeout=10.0)
-    yield node
-    node.close()
-
-
-def _sha(data):
-    return hashlib.sha256(data).hexdigest()
+    """A node for the whole module (node_factory's nodes live for one test)."""
+    nodes = NodeFactory()
+    yield nodes(synchronous=mode, timeout=10.0)
+    nodes.close()
 
 
 # ---------------------------------------------------------------- requests
@@ -129,7 +125,7 @@ def test_send_sizes_to_sink(local, sink_peer, size):
         if rec["header"] == header.hex():
             break
     assert rec["len"] == size
-    assert rec["sha256"] == _sha(data)
+    assert rec["sha256"] == sha256(data)
     assert rec["remote_identity"] == local.identity.hex()
     assert rec["port"] == local.port
     assert rec["address"] == LOCAL
@@ -161,7 +157,7 @@ def test_many_messages_in_order_to_sink(mode, tmp_path, local):
     # --linger: the sink keeps its node open a moment after the last
     # message, so this test is about order only (ACKs lost by a close()
     # right after release() are tested in test_api_slots)
-    sink = PeerProcess(
+    sink = Peer(
         "sink",
         "--count",
         n,
@@ -183,7 +179,7 @@ def test_many_messages_in_order_to_sink(mode, tmp_path, local):
         assert done["received"] == n
         assert sink.wait(10) == 0
     finally:
-        sink.stop()
+        sink.close()
     recs = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(recs) == n
     assert [r["num"] for r in recs] == list(range(n))
@@ -215,7 +211,7 @@ def test_many_messages_in_order_from_peer(mode, local, concurrent):
     ]
     if concurrent:
         args.append("--concurrent")
-    sender = PeerProcess("send", *args, *_mode_args(mode))
+    sender = Peer("send", *args, *_mode_args(mode))
     try:
         msgs = []
         deadline = time.monotonic() + 90
@@ -242,7 +238,7 @@ def test_many_messages_in_order_from_peer(mode, local, concurrent):
         assert done["sent"] == n
         assert sender.wait(10) == 0
     finally:
-        sender.stop()
+        sender.close()
     assert [m[0] for m in msgs] == list(range(n))
     serials = [m[1] for m in msgs]
     assert all(a < b for a, b in zip(serials, serials[1:], strict=False))
@@ -259,7 +255,7 @@ def test_many_messages_in_order_from_peer(mode, local, concurrent):
 
 def test_reply_reaches_requesting_peer(mode, local):
     n = 5
-    requester = PeerProcess(
+    requester = Peer(
         "request",
         "--count",
         n,
@@ -292,7 +288,7 @@ def test_reply_reaches_requesting_peer(mode, local):
             rec = requester.read_json(20, kind="answer")
             assert rec["i"] == i
             assert rec["identity"] == ident.hex(), "reply keeps the identity"
-            assert rec["sha256"] == _sha(answer)
+            assert rec["sha256"] == sha256(answer)
             assert rec["header"] == b"rh".hex()
             assert rec["remote_identity"] == local.identity.hex()
             assert rec["port"] == local.port
@@ -300,13 +296,13 @@ def test_reply_reaches_requesting_peer(mode, local):
         assert done["nerrors"] == 0, done
         assert requester.wait(10) == 0
     finally:
-        requester.stop()
+        requester.close()
 
 
 def test_reply_after_release_still_works(local, echo_peer):
     """The echo peer itself is exercised in request tests; here this side
     answers a message it already released (data kept, address kept)."""
-    requester = PeerProcess(
+    requester = Peer(
         "request",
         "--count",
         1,
@@ -323,19 +319,19 @@ def test_reply_after_release_still_works(local, echo_peer):
         local.reply(msg, data[::-1])
         rec = requester.read_json(20, kind="answer")
         assert rec["identity"] == msg.identity.hex()
-        assert rec["sha256"] == _sha(data[::-1])
+        assert rec["sha256"] == sha256(data[::-1])
     finally:
-        requester.stop()
+        requester.close()
 
 
 def test_send_to_peer_that_went_away_fails(mode, local):
-    p = PeerProcess("sink", "--lifetime", 60, *_mode_args(mode))
+    p = Peer("sink", "--lifetime", 60, *_mode_args(mode))
     address = p.address
     try:
         local.send(address, b"first")
         p.read_json(10, kind="msg")
     finally:
-        p.stop()
+        p.close()
     # the connection is gone and nothing listens there any more
     t0 = time.monotonic()
     with pytest.raises(chirp.ChirpError):
@@ -390,12 +386,11 @@ def test_peer_killed_mid_stream_fails_pending_sends(mode, local):
     pending send completes -- success or a ChirpError -- within the send
     timeout, none hangs, and the node keeps working."""
     # --delay: the sink is slow, so the kill certainly comes mid-stream
-    sink = PeerProcess("sink", "--lifetime", 60, "--delay", 0.01, *_mode_args(mode))
+    sink = Peer("sink", "--lifetime", 60, "--delay", 0.01, *_mode_args(mode))
     try:
         futs = [local.send_async(sink.address, numbered(i, 20_000)) for i in range(2000)]
         sink.read_records(5, timeout=20)
-        sink.proc.kill()
-        sink.proc.wait(timeout=10)
+        sink.kill()
         deadline = time.monotonic() + local.config.timeout * 3 + 10
         failed = 0
         for f in futs:
@@ -406,25 +401,25 @@ def test_peer_killed_mid_stream_fails_pending_sends(mode, local):
         if mode:  # synchronous: not everything can have been acknowledged
             assert failed > 0
     finally:
-        sink.stop()
-    echo = PeerProcess("echo", "--lifetime", 60, *_mode_args(mode))
+        sink.close()
+    echo = Peer("echo", "--lifetime", 60, *_mode_args(mode))
     try:
         assert local.request(echo.address, b"alive", timeout=10.0).data == b"alive"
     finally:
-        echo.stop()
+        echo.close()
 
 
 def test_peer_restarted_on_same_port(mode, local):
     """A peer dies and a new one (new identity) listens on the same port:
     after the failure, sends reach the new peer."""
-    first = PeerProcess("sink", "--identity", "aa" * 16, "--lifetime", 60, *_mode_args(mode))
+    first = Peer("sink", "--identity", "aa" * 16, "--lifetime", 60, *_mode_args(mode))
     port = first.port
     try:
         local.send(first.address, b"to first")
-        assert first.read_json(10, kind="msg")["sha256"] == _sha(b"to first")
+        assert first.read_json(10, kind="msg")["sha256"] == sha256(b"to first")
     finally:
-        first.stop()
-    second = PeerProcess(
+        first.close()
+    second = Peer(
         "sink", "--port", port, "--identity", "bb" * 16, "--lifetime", 60, *_mode_args(mode)
     )
     try:
@@ -438,13 +433,13 @@ def test_peer_restarted_on_same_port(mode, local):
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         rec = second.read_json(10, kind="msg")
-        assert rec["sha256"] == _sha(b"to second")
+        assert rec["sha256"] == sha256(b"to second")
         assert rec["remote_identity"] == local.identity.hex()
         ans = local.send(second.address, b"again")
         assert ans is None
-        assert second.read_json(10, kind="msg")["sha256"] == _sha(b"again")
+        assert second.read_json(10, kind="msg")["sha256"] == sha256(b"again")
     finally:
-        second.stop()
+        second.close()
 
 
 def test_fan_in_from_several_peers(mode, local):
@@ -456,7 +451,7 @@ def test_fan_in_from_several_peers(mode, local):
         for j in range(k):
             ident = bytes([0x10 + j]) * 16
             senders.append(
-                PeerProcess(
+                Peer(
                     "send",
                     "--count", n,
                     "--target", target(local),
@@ -488,4 +483,4 @@ def test_fan_in_from_several_peers(mode, local):
             assert done["nerrors"] == 0, done
     finally:
         for p in senders:
-            p.stop()
+            p.close()

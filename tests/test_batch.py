@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from conftest import free_port
+from support.net import free_port
 
 import chirp
 
 
 @pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
-def test_send_many_delivers_in_order(sync: bool) -> None:
+def test_send_many_delivers_in_order(node_factory, sync: bool) -> None:
     with (
-        chirp.Node(port=0, synchronous=sync, bind_v6="") as tx,
-        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+        node_factory(synchronous=sync, bind_v6="") as tx,
+        node_factory(synchronous=False, bind_v6="") as rx,
     ):
         items = [b"%05d" % i + bytes(i % 300) for i in range(3000)]
         fut = tx.send_many(("127.0.0.1", rx.port), items, header=b"hdr")
@@ -27,13 +27,13 @@ def test_send_many_delivers_in_order(sync: bool) -> None:
 
 
 @pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
-def test_send_many_big_messages_arrive_intact(sync: bool) -> None:
+def test_send_many_big_messages_arrive_intact(node_factory, sync: bool) -> None:
     """Big messages (on average 4 KiB or more) are written from their own
     buffers instead of a joined copy: content, order and header arrive
     intact, small ones mixed in too, and each batch's Future resolves."""
     with (
-        chirp.Node(port=0, synchronous=sync, bind_v6="") as tx,
-        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+        node_factory(synchronous=sync, bind_v6="") as tx,
+        node_factory(synchronous=False, bind_v6="") as rx,
     ):
         big = [bytes([i]) * (100_000 + 50_000 * (i % 5)) for i in range(12)]
         mixed = [b"small", bytearray(b"b" * 70_000), b"", b"t" * 9]
@@ -49,10 +49,10 @@ def test_send_many_big_messages_arrive_intact(sync: bool) -> None:
         assert [m.header for m in got] == [b"big"] * len(big) + [b"mixed"] * len(mixed)
 
 
-def test_send_many_accepts_any_bytes_like_and_empty() -> None:
+def test_send_many_accepts_any_bytes_like_and_empty(node_factory) -> None:
     with (
-        chirp.Node(port=0, synchronous=False, bind_v6="") as tx,
-        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+        node_factory(synchronous=False, bind_v6="") as tx,
+        node_factory(synchronous=False, bind_v6="") as rx,
     ):
         assert tx.send_many(("127.0.0.1", rx.port), []).result(timeout=5) is None
         items = [bytearray(b"a"), memoryview(b"bc"), b""]
@@ -63,18 +63,18 @@ def test_send_many_accepts_any_bytes_like_and_empty() -> None:
             tx.send_many(("127.0.0.1", rx.port), ["text"])
 
 
-def test_send_many_failure_counts_every_message() -> None:
-    with chirp.Node(port=0, synchronous=True, timeout=1.0, bind_v6="") as tx:
+def test_send_many_failure_counts_every_message(node_factory) -> None:
+    with node_factory(synchronous=True, timeout=1.0, bind_v6="") as tx:
         fut = tx.send_many(("127.0.0.1", free_port()), [b"x"] * 10)
         with pytest.raises(chirp.ChirpConnectionError) as info:
             fut.result(timeout=10)
         assert "10 of 10 messages failed" in str(info.value)
 
 
-def test_send_many_checks_sizes_before_sending() -> None:
+def test_send_many_checks_sizes_before_sending(node_factory) -> None:
     with (
-        chirp.Node(port=0, max_msg_size=100, bind_v6="") as tx,
-        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+        node_factory(max_msg_size=100, bind_v6="") as tx,
+        node_factory(synchronous=False, bind_v6="") as rx,
     ):
         with pytest.raises(chirp.MessageSizeError):
             tx.send_many(("127.0.0.1", rx.port), [b"ok", b"x" * 101])
@@ -82,17 +82,17 @@ def test_send_many_checks_sizes_before_sending() -> None:
             rx.recv(timeout=0.3)  # nothing of the refused batch was sent
 
 
-def test_send_many_on_closed_node() -> None:
-    node = chirp.Node(port=0, bind_v6="")
+def test_send_many_on_closed_node(node_factory) -> None:
+    node = node_factory(bind_v6="")
     node.close()
     with pytest.raises(chirp.ClosedError):
         node.send_many(("127.0.0.1", 9), [b"x"])
 
 
-def test_recv_many_bounds_and_leftovers() -> None:
+def test_recv_many_bounds_and_leftovers(node_factory) -> None:
     with (
-        chirp.Node(port=0, synchronous=False, bind_v6="") as tx,
-        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+        node_factory(synchronous=False, bind_v6="") as tx,
+        node_factory(synchronous=False, bind_v6="") as rx,
     ):
         tx.send_many(("127.0.0.1", rx.port), [b"%d" % i for i in range(100)]).result(timeout=5)
         got = []
@@ -105,13 +105,13 @@ def test_recv_many_bounds_and_leftovers() -> None:
             rx.recv_many(0)
 
 
-def test_recv_keeps_order_across_small_and_big_messages() -> None:
+def test_recv_keeps_order_across_small_and_big_messages(node_factory) -> None:
     """Small messages are copied out in batches, big ones (over the copy
     buffer) are taken one by one: the order must not change."""
     sizes = [10, 300_000, 10, 10, 262_100, 262_200, 5, 1_000_000, 0, 7]
     with (
-        chirp.Node(port=0, synchronous=False, bind_v6="") as tx,
-        chirp.Node(port=0, synchronous=False, bind_v6="") as rx,
+        node_factory(synchronous=False, bind_v6="") as tx,
+        node_factory(synchronous=False, bind_v6="") as rx,
     ):
         items = [bytes([i]) * n for i, n in enumerate(sizes)]
         tx.send_many(("127.0.0.1", rx.port), items, header=b"h").result(timeout=10)
@@ -125,12 +125,12 @@ def test_recv_keeps_order_across_small_and_big_messages() -> None:
 
 
 @pytest.mark.parametrize("way", ["request", "request_async"])
-def test_late_reply_after_timeout_is_not_received(way: str) -> None:
+def test_late_reply_after_timeout_is_not_received(node_factory, way: str) -> None:
     """A reply that comes after its request gave up is dropped, not handed
     to recv(); later traffic is unaffected."""
     with (
-        chirp.Node(port=0, synchronous=False, bind_v6="") as asker,
-        chirp.Node(port=0, synchronous=False, bind_v6="") as answerer,
+        node_factory(synchronous=False, bind_v6="") as asker,
+        node_factory(synchronous=False, bind_v6="") as answerer,
     ):
         target = ("127.0.0.1", answerer.port)
         if way == "request":

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
-from cbuild import CLEAN_ENV, build_c_test, build_with_core
+from support.cbuild import CLEAN_ENV, build_c_test, build_with_core
+from support.child import Completed, run
+
+# Each program has a timeout of its own (valgrind runs up to 300 s, a build
+# and a run up to 240 s): the hang guard waits longer than those.
+pytestmark = pytest.mark.hang_limit(330)
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +22,7 @@ def c_ping(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.mark.parametrize("mode", [[], ["-s"]], ids=["async", "sync"])
 def test_c_example_exchanges_messages(c_ping: str, mode: list[str]) -> None:
-    proc = subprocess.run(
-        [c_ping, *mode, "20000", "100"], capture_output=True, text=True, timeout=60, env=CLEAN_ENV
-    )
+    proc = run([c_ping, *mode, "20000", "100"], timeout=60, env=CLEAN_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sent 20000, acknowledged/written 20000, failed 0, received 20000" in proc.stdout
 
@@ -31,7 +33,7 @@ def test_c_example_exchanges_messages(c_ping: str, mode: list[str]) -> None:
 )
 @pytest.mark.parametrize("mode", [[], ["-s"]], ids=["async", "sync"])
 def test_c_example_under_valgrind(c_ping: str, mode: list[str]) -> None:
-    proc = subprocess.run(
+    proc = run(
         [
             "valgrind",
             "-q",
@@ -43,8 +45,6 @@ def test_c_example_under_valgrind(c_ping: str, mode: list[str]) -> None:
             "500",
             "5000",
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
         env=CLEAN_ENV,
     )
@@ -52,13 +52,13 @@ def test_c_example_under_valgrind(c_ping: str, mode: list[str]) -> None:
     assert "received 500" in proc.stdout
 
 
-def _run_c_test(exe: str) -> subprocess.CompletedProcess:
+def _run_c_test(exe: str) -> Completed:
     """Run a C test program (under valgrind's leak check when installed);
     it must exit 0."""
-    run = [exe]
+    argv = [exe]
     if shutil.which("valgrind"):
-        run = ["valgrind", "-q", "--leak-check=full", "--error-exitcode=99", exe]
-    proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
+        argv = ["valgrind", "-q", "--leak-check=full", "--error-exitcode=99", exe]
+    proc = run(argv, timeout=120, env=CLEAN_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -73,10 +73,7 @@ def alloc_fail(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_allocation_failures_become_errors(alloc_fail: str, every: int, mode: str) -> None:
     """Every Nth allocation fails: each send still completes exactly once,
     nothing hangs, and the nodes work again once memory is back."""
-    proc = subprocess.run(
-        [alloc_fail, str(every), "300", mode], capture_output=True, text=True, timeout=60,
-        env=CLEAN_ENV,
-    )  # fmt: skip
+    proc = run([alloc_fail, str(every), "300", mode], timeout=60, env=CLEAN_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "phase 1: 300 sends" in proc.stdout
     if every == 0:
@@ -91,10 +88,10 @@ def test_allocation_failures_become_errors(alloc_fail: str, every: int, mode: st
 )
 @pytest.mark.parametrize("every", [3, 7])
 def test_allocation_failures_leak_nothing(alloc_fail: str, every: int) -> None:
-    proc = subprocess.run(
+    proc = run(
         ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=all",
          "--error-exitcode=99", alloc_fail, str(every), "200", "sync"],
-        capture_output=True, text=True, timeout=300, env=CLEAN_ENV,
+        timeout=300, env=CLEAN_ENV,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -111,9 +108,7 @@ def test_a_reset_while_writing_costs_sends_not_the_process(tmp_path, mode: list[
     """SIGPIPE is ignored unless the program chose otherwise (its handler is
     kept), and a peer resetting the connection mid-write fails the sends."""
     exe = build_c_test(tmp_path, "sigpipe")
-    proc = subprocess.run(
-        [exe, *mode], capture_output=True, text=True, timeout=60, env=CLEAN_ENV
-    )  # fmt: skip
+    proc = run([exe, *mode], timeout=60, env=CLEAN_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "alive: 4 sends completed, 4 failed" in proc.stdout
     want = "the program's handler" if mode else "ignored"

@@ -4,8 +4,8 @@ their slots; recv() sees one stream, in order."""
 
 import time
 
-from conftest import addr
-from peer import number_of, numbered
+from support.nodes import addr
+from support.payloads import number_of, numbered
 
 # Sizes on both sides of the inbox's 4 KiB limit (header and data).
 SIZES = (100, 3000, 8192, 40)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import struct
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import wire
 
 from chirp._chirp import ffi, lib
 
 
 def header(ident: bytes, serial: int, data: bytes, hdr: bytes, typ: int = 0) -> bytes:
-    return ident + struct.pack(">IIHB", serial, len(data), len(hdr), typ)
+    return wire.header(ident, serial, len(data), len(hdr), typ)
 
 
 def parse(chunks: list[bytes], max_size: int = 1 << 20) -> list[tuple]:
@@ -56,15 +55,9 @@ def parse(chunks: list[bytes], max_size: int = 1 << 20) -> list[tuple]:
     return events
 
 
-def cap_frame(serial: int, window: int, version: int = 1, flags: int = 0) -> bytes:
-    """A capability frame as docs/protocol.md lays it out (not the C's)."""
-    ident = b"CHIRPCAP" + bytes([version, flags]) + struct.pack(">H", window) + bytes(4)
-    return header(ident, serial, b"", b"", lib.CH_MSG_NOOP)
-
-
 def stream() -> tuple[bytes, list[tuple]]:
-    hs = struct.pack(">H", 2998) + b"N" * 16
-    parts = [hs, cap_frame(1, 16)]
+    hs = wire.handshake(2998, b"N" * 16)
+    parts = [hs, wire.capability(1, 16)]
     expected: list[tuple] = [("hs", 2998, b"N" * 16), ("cap", 1, 0, 16)]
     msgs = [
         (b"a" * 16, 1, b"", b""),
@@ -113,12 +106,12 @@ def test_random_splits(draw: st.DataObject) -> None:
 
 
 def test_oversize_and_bad_control_are_errors() -> None:
-    hs = struct.pack(">H", 1) + b"x" * 16
-    big = header(b"a" * 16, 1, b"", b"")[:20] + struct.pack(">IHB", 101, 0, 0)
+    hs = wire.handshake(1, b"x" * 16)
+    big = wire.header(b"a" * 16, 1, 101, 0)
     assert parse([hs + big], max_size=100)[-1] == ("err", lib.CH_EMSGSIZE)
-    ack = b"a" * 16 + struct.pack(">IIHB", 1, 1, 0, lib.CH_MSG_ACK)
+    ack = wire.header(b"a" * 16, 1, 1, 0, lib.CH_MSG_ACK)
     assert parse([hs + ack])[-1] == ("err", lib.CH_EPROTO)
-    wrap = b"a" * 16 + struct.pack(">IIHB", 1, 0xFFFFFFFF, 0xFFFF, 0)
+    wrap = wire.header(b"a" * 16, 1, 0xFFFFFFFF, 0xFFFF)
     assert parse([hs + wrap], max_size=0xFFFFFFFF)[-1] == ("err", lib.CH_EMSGSIZE)
 
 
@@ -135,10 +128,10 @@ def test_capability_frames_in_any_split(caps: list[tuple[int, int, int]], draw) 
     """Capability frames of any window, version >= 1 and flags, between
     messages, in any fragmentation: each is reported as a capability (a
     window of 0 read as 1), and the messages around them are intact."""
-    hs = struct.pack(">H", 1) + b"h" * 16
+    hs = wire.handshake(1, b"h" * 16)
     parts, expected = [hs], [("hs", 1, b"h" * 16)]
     for i, (window, version, flags) in enumerate(caps):
-        parts.append(cap_frame(2 * i + 1, window, version, flags))
+        parts.append(wire.capability(2 * i + 1, window, version, flags))
         expected.append(("cap", version, flags, max(window, 1)))
         data = b"m%d" % i
         parts.append(header(b"i" * 16, 2 * i + 2, data, b"") + data)

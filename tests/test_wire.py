@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import struct
-
 from hypothesis import given
 from hypothesis import strategies as st
+from support import wire
 
 from chirp._chirp import ffi, lib
 
@@ -67,7 +66,7 @@ def test_handshake_layout_by_hand() -> None:
 )
 def test_header_round_trip(ident: bytes, serial: int, dlen: int, hlen: int, typ: int) -> None:
     raw = encode_header(ident, serial, dlen, hlen, typ)
-    assert raw == ident + struct.pack(">IIHB", serial, dlen, hlen, typ)
+    assert raw == wire.header(ident, serial, dlen, hlen, typ)
     assert decode_header(raw) == (ident, serial, dlen, hlen, typ)
 
 

@@ -1,3 +1,5 @@
-"""chirp fault-injection tests (a package, so that this directory's conftest.py
-is imported as faults.conftest and never shadows tests/conftest.py, which
-other test modules import as ``conftest``)."""
+"""Fault injection: consumers killed mid-stream, connections cut at chosen
+bytes, senders and receivers closed with messages in flight, deadlocks of
+synchronous peers, connection races.  chirp's failure semantics hold: in
+synchronous mode a send succeeds only if the receiver got (and released)
+the message, every send completes, and nothing hangs."""

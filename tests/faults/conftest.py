@@ -1,73 +1,21 @@
-"""Fixtures for the fault-injection tests (tests/faults).
-
-These tests prove chirp's failure semantics: in synchronous mode a send
-succeeds only if the receiver got (and released) the message, every send
-completes, and nothing hangs.
-
-Rules: every node uses port 0 (or a port a test owns), every wait is
-bounded, every node/process/proxy/socket is closed in a finalizer, and a
-watchdog dumps all stacks and ends the run if a test hangs anyway.
+"""Fixtures of the fault-injection tests (tests/faults).
 
 Environment:
   CHIRP_SOAK_SECONDS   run the kill test that long (default: a short CI run)
   CHIRP_FAULT_SEED     replay the random choices of a failed run
 """
 
-import faulthandler
-import os
-import sys
-
 import pytest
+from support.net import LOCAL
+from support.raw import RawServer
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import faultkit  # noqa: E402
-
-SOAK_SECONDS = float(os.environ.get("CHIRP_SOAK_SECONDS", "0") or 0)
-# Per-test hang limit; a soak run gets its duration on top.
-HANG_LIMIT = float(os.environ.get("CHIRP_FAULT_HANG_LIMIT", "120")) + SOAK_SECONDS
-
-
-@pytest.fixture(autouse=True)
-def _hang_guard():
-    """Overrides the suite-wide guard of the same name for this directory,
-    so that a long soak run (CHIRP_SOAK_SECONDS) is not cut short."""
-    faulthandler.dump_traceback_later(HANG_LIMIT, exit=True)
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-
-
-def _close_quietly(x):
-    try:
-        x.close()
-    except Exception:
-        pass
+from .kit import ConsumerProcess, FaultProxy
 
 
 @pytest.fixture
-def make_node():
-    """make_node(**kw) -> chirp.Node on 127.0.0.1, port 0, plaintext;
-    closed after the test."""
-    import chirp
-
-    nodes = []
-
-    def make(**kw):
-        kw.setdefault("port", 0)
-        kw.setdefault("disable_encryption", True)
-        kw.setdefault("bind_v4", "127.0.0.1")
-        kw.setdefault("bind_v6", "")
-        n = chirp.Node(**kw)
-        nodes.append(n)
-        return n
-
-    yield make
-    for n in reversed(nodes):
-        _close_quietly(n)
+def node_options():
+    """node_factory's nodes here listen on 127.0.0.1 only."""
+    return {"bind_v4": LOCAL, "bind_v6": ""}
 
 
 @pytest.fixture
@@ -77,7 +25,7 @@ def make_consumer(tmp_path):
     procs = []
 
     def make(name="consumer", port=0, extra=()):
-        p = faultkit.ConsumerProcess(str(tmp_path / f"{name}.log"), port=port, extra=extra)
+        p = ConsumerProcess(str(tmp_path / f"{name}.log"), port=port, extra=extra)
         procs.append(p)
         return p.start()
 
@@ -92,17 +40,20 @@ def make_proxy():
     proxies = []
 
     def make(upstream_port, plans=()):
-        p = faultkit.FaultProxy(upstream_port, plans)
+        p = FaultProxy(upstream_port, plans)
         proxies.append(p)
         return p
 
     yield make
     for p in proxies:
-        _close_quietly(p)
+        try:
+            p.close()
+        except Exception:
+            pass
 
 
 @pytest.fixture
 def raw_server():
-    s = faultkit.RawServer()
+    s = RawServer()
     yield s
     s.close()

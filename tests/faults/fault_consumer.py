@@ -5,13 +5,12 @@ appends ``data + b"\\n"`` to the log file (one O_APPEND write, so a line is
 never interleaved), and only then releases the message (which sends the ACK
 a synchronous sender waits for).  Prints ``READY <port>`` once listening.
 
-It exits when its parent goes away, so a killed test run leaves no orphan.
+Run as ``python -m faults.fault_consumer`` (kit.ConsumerProcess does).
 """
 
 import argparse
 import os
 import sys
-import time
 
 
 def main():
@@ -25,7 +24,6 @@ def main():
 
     import chirp
 
-    parent = os.getppid()
     try:
         node = chirp.Node(
             port=a.port,
@@ -42,7 +40,6 @@ def main():
         return 2
     fd = os.open(a.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     print(f"READY {node.port}", flush=True)
-    last_check = time.monotonic()
     with node:
         while True:
             try:
@@ -53,11 +50,6 @@ def main():
                 # the number (data may be padded with dots after it) ...
                 os.write(fd, bytes(m.data).split(b".", 1)[0] + b"\n")
                 m.release()  # ... is logged before the release (the ACK)
-            now = time.monotonic()
-            if now - last_check > 0.5:
-                last_check = now
-                if os.getppid() != parent:
-                    return 0
 
 
 if __name__ == "__main__":

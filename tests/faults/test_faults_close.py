@@ -12,7 +12,11 @@ import collections
 import threading
 import time
 
-from faultkit import LOCAL, wait_futures
+import pytest
+from support.net import LOCAL
+from support.waits import wait_futures
+
+pytestmark = pytest.mark.hang_limit(120)
 
 
 def _addr(node):
@@ -42,12 +46,12 @@ class Blocked:
         return self.result
 
 
-def test_sender_close_fails_pending_sends(make_node):
+def test_sender_close_fails_pending_sends(node_factory):
     import chirp
 
     send_timeout = 5.0
-    receiver = make_node(synchronous=False, auto_release=False, max_slots=2)
-    sender = make_node(synchronous=True, timeout=send_timeout)
+    receiver = node_factory(synchronous=False, auto_release=False, max_slots=2)
+    sender = node_factory(synchronous=True, timeout=send_timeout)
     futs = [sender.send_async(_addr(receiver), b"%d" % i) for i in range(10)]
     held = [receiver.recv(timeout=5) for _ in range(2)]
     blocked = Blocked(sender, _addr(receiver), b"blocking")
@@ -80,7 +84,7 @@ def test_sender_close_fails_pending_sends(make_node):
     for m in held:
         assert m.data in {b"0", b"1"}
         m.release()
-    other = make_node(synchronous=True, timeout=5.0)
+    other = node_factory(synchronous=True, timeout=5.0)
     f = other.send_async(_addr(receiver), b"after")
     deadline = time.monotonic() + 5
     seen = []
@@ -94,12 +98,12 @@ def test_sender_close_fails_pending_sends(make_node):
     assert f.result(timeout=5) is None
 
 
-def test_receiver_close_unblocks_sender_on_full_slots(make_node):
+def test_receiver_close_unblocks_sender_on_full_slots(node_factory):
     import chirp
 
     send_timeout = 10.0  # far longer than what the test allows
-    receiver = make_node(synchronous=False, auto_release=False, max_slots=2)
-    sender = make_node(synchronous=True, timeout=send_timeout)
+    receiver = node_factory(synchronous=False, auto_release=False, max_slots=2)
+    sender = node_factory(synchronous=True, timeout=send_timeout)
     big = b"x" * (256 * 1024)
     futs = [sender.send_async(_addr(receiver), big) for _ in range(32)]  # 8 MiB
     held = [receiver.recv(timeout=5) for _ in range(2)]

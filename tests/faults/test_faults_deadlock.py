@@ -18,7 +18,12 @@ import threading
 import time
 
 import pytest
-from faultkit import LOCAL, SendLedger, wait_futures
+from support.net import LOCAL
+from support.waits import wait_futures
+
+from .kit import SendLedger
+
+pytestmark = pytest.mark.hang_limit(120)
 
 
 def _addr(node):
@@ -59,12 +64,12 @@ def _send_then_recv(nodes, timeout):
     return out, time.monotonic() - t0
 
 
-def test_symmetric_synchronous_peers_deadlock_into_timeouts(make_node):
+def test_symmetric_synchronous_peers_deadlock_into_timeouts(node_factory):
     import chirp
 
     timeout = 0.5
     nodes = [
-        make_node(synchronous=True, auto_release=False, max_slots=1, timeout=timeout)
+        node_factory(synchronous=True, auto_release=False, max_slots=1, timeout=timeout)
         for _ in range(2)
     ]
     out, took = _send_then_recv(nodes, timeout)
@@ -94,11 +99,12 @@ def test_symmetric_synchronous_peers_deadlock_into_timeouts(make_node):
     assert out["a.recv"] == b"from b" and out["b.recv"] == b"from a"
 
 
-def test_asynchronous_receivers_break_the_deadlock(make_node):
+def test_asynchronous_receivers_break_the_deadlock(node_factory):
     """The same pattern with asynchronous nodes completes: a send returns
     once written, so both get to receive."""
     nodes = [
-        make_node(synchronous=False, auto_release=False, max_slots=1, timeout=0.5) for _ in range(2)
+        node_factory(synchronous=False, auto_release=False, max_slots=1, timeout=0.5)
+        for _ in range(2)
     ]
     out, took = _send_then_recv(nodes, 0.5)
     assert out["a"] == "ok" and out["b"] == "ok", out
@@ -147,13 +153,13 @@ class Router:
 
 
 @pytest.mark.parametrize("stop_how", ["sigstop", "sigkill"])
-def test_router_passes_timeouts_to_the_producer(make_node, make_consumer, stop_how):
+def test_router_passes_timeouts_to_the_producer(node_factory, make_consumer, stop_how):
     import chirp
 
     router_timeout, producer_timeout = 0.5, 1.5
     consumer = make_consumer(f"routed-{stop_how}")
-    router = make_node(synchronous=True, auto_release=False, max_slots=1, timeout=router_timeout)
-    producer = make_node(synchronous=True, timeout=producer_timeout)
+    router = node_factory(synchronous=True, auto_release=False, max_slots=1, timeout=router_timeout)
+    producer = node_factory(synchronous=True, timeout=producer_timeout)
     r = Router(router, (LOCAL, consumer.port))
     try:
         # 1. The happy path: everything arrives, every send succeeds.

@@ -11,33 +11,35 @@ same port several times.  In the end:
 
 CI runs it for a few seconds.  For a soak run:
 
-    CHIRP_SOAK_SECONDS=600 /work/venv/bin/python -m pytest -s tests/faults/test_faults_kill.py
-    CHIRP_SOAK_SECONDS=600 /work/venv/bin/python tests/faults/test_faults_kill.py
+    CHIRP_SOAK_SECONDS=600 .venv/bin/python -m pytest -s tests/faults/test_faults_kill.py
 """
 
 import collections
 import os
-import sys
 import threading
 import time
 
 import pytest
-from faultkit import LOCAL, SendLedger, rng_for, wait_futures, wait_until
+from support.net import LOCAL
+from support.waits import wait_futures, wait_until
+
+from .kit import SendLedger, rng_for
 
 SOAK = float(os.environ.get("CHIRP_SOAK_SECONDS", "0") or 0)
+pytestmark = pytest.mark.hang_limit(120 + SOAK)  # a soak run gets its duration on top
 DURATION = SOAK if SOAK > 0 else 7.0
 KILLS = max(5, int(DURATION / 1.6))
 SEND_TIMEOUT = 1.0
 
 
 @pytest.mark.parametrize("payload", [0, 64 * 1024], ids=["small", "64KiB"])
-def test_sync_sender_survives_consumer_kills(make_node, make_consumer, payload):
+def test_sync_sender_survives_consumer_kills(node_factory, make_consumer, payload):
     import chirp
 
     rng = rng_for(f"kill-{payload}")
     consumer = make_consumer("kill")
     port = consumer.port
-    sender = make_node(synchronous=True, timeout=SEND_TIMEOUT, max_inflight=16)
+    sender = node_factory(synchronous=True, timeout=SEND_TIMEOUT, max_inflight=16)
     # Big payloads make kills land in the middle of messages and writes.
     ledger = SendLedger(sender, (LOCAL, port), window=48, pad=payload)
     stop = threading.Event()
@@ -122,8 +124,3 @@ def test_sync_sender_survives_consumer_kills(make_node, make_consumer, payload):
     assert not unknown, f"log holds numbers never sent: {unknown[:20]}"
     assert failed, "the kills should have failed some sends"
     assert len(acked) > 10 * (KILLS + 1)
-
-
-if __name__ == "__main__":
-    # Runnable on its own: CHIRP_SOAK_SECONDS=600 python tests/faults/test_faults_kill.py
-    sys.exit(pytest.main(["-s", "-q", os.path.abspath(__file__)]))

@@ -16,7 +16,11 @@ import collections
 import time
 
 import pytest
-from faultkit import Drainer, Fault, SendLedger, rng_for, wait_futures
+from support.waits import wait_futures
+
+from .kit import Drainer, Fault, SendLedger, rng_for
+
+pytestmark = pytest.mark.hang_limit(120)
 
 PAYLOAD = 100  # data bytes per message
 HS = 18  # handshake
@@ -75,14 +79,14 @@ def describe(fault):
 
 
 @pytest.mark.parametrize("name", list(CASES) + RANDOM_CASES)
-def test_cut_connection(name, make_node, make_proxy):
+def test_cut_connection(name, node_factory, make_proxy):
     import chirp
 
     rng = rng_for(name)
-    consumer = make_node(synchronous=False, auto_release=False, timeout=2.0)
+    consumer = node_factory(synchronous=False, auto_release=False, timeout=2.0)
     rec = Drainer(consumer)
     try:
-        sender = make_node(synchronous=True, timeout=SEND_TIMEOUT)
+        sender = node_factory(synchronous=True, timeout=SEND_TIMEOUT)
         fault = make_fault(name, rng)
         proxy = make_proxy(consumer.port, [fault])
         ledger = SendLedger(sender, proxy.address, window=16, pad=PAYLOAD)

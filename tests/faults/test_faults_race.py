@@ -11,7 +11,12 @@ import threading
 import time
 
 import pytest
-from faultkit import LOCAL, Drainer, connections_between, wait_futures, wait_until
+from support.net import LOCAL
+from support.waits import wait_futures, wait_until
+
+from .kit import Drainer, connections_between
+
+pytestmark = pytest.mark.hang_limit(120)
 
 ROUNDS = 4
 PER_DIRECTION = 300
@@ -20,9 +25,9 @@ REUSE = 1.0
 IDLE_LIMIT = max(REUSE, 3 * TIMEOUT)  # when an idle connection is collected
 
 
-def race_round(make_node, synchronous, count=PER_DIRECTION):
-    a = make_node(synchronous=synchronous, timeout=TIMEOUT, reuse_time=REUSE)
-    b = make_node(synchronous=synchronous, timeout=TIMEOUT, reuse_time=REUSE)
+def race_round(node_factory, synchronous, count=PER_DIRECTION):
+    a = node_factory(synchronous=synchronous, timeout=TIMEOUT, reuse_time=REUSE)
+    b = node_factory(synchronous=synchronous, timeout=TIMEOUT, reuse_time=REUSE)
     ca, cb = Drainer(a), Drainer(b)
     barrier = threading.Barrier(2)
     futs = {}
@@ -74,10 +79,10 @@ def _order_report(key, got, count):
 
 
 @pytest.mark.parametrize("synchronous", [True, False], ids=["sync", "async"])
-def test_simultaneous_sends_deliver_in_order(make_node, synchronous):
+def test_simultaneous_sends_deliver_in_order(node_factory, synchronous):
     peaks = []
     for _ in range(ROUNDS if synchronous else 2 * ROUNDS):
-        a, b, peak = race_round(make_node, synchronous)
+        a, b, peak = race_round(node_factory, synchronous)
         peaks.append(peak)
         assert peak <= 2, f"{peak} connections between two nodes after a race"
     print(
@@ -85,12 +90,12 @@ def test_simultaneous_sends_deliver_in_order(make_node, synchronous):
     )
 
 
-def test_surplus_connection_is_collected(make_node):
+def test_surplus_connection_is_collected(node_factory):
     """After a race, keep traffic going one way: the connection that carries
     it stays, the other one idles out; then with no traffic both go, and the
     next send opens a connection transparently."""
     for _attempt in range(20):
-        a, b, peak = race_round(make_node, True, count=30)
+        a, b, peak = race_round(node_factory, True, count=30)
         if peak == 2:
             break
     else:

@@ -8,12 +8,21 @@ node writes.
 import time
 
 import pytest
-from faultkit import HEADER, T_ACK, T_NOOP, T_REQ_ACK, RawServer
+from support import wire
+from support.raw import RawServer
+
+pytestmark = pytest.mark.hang_limit(120)
 
 REUSE = 1.0
 TIMEOUT = 0.2
 IDLE_LIMIT = max(REUSE, 3 * TIMEOUT)  # 1.0 s
 NOOP_AFTER = 0.75 * REUSE  # 0.75 s
+
+
+def read_frame(conn):
+    """(identity, serial, type, header, data) of the next message."""
+    h, header, data = conn.read_message()
+    return h.identity, h.serial, h.type, header, data
 
 
 class Retry(Exception):
@@ -30,19 +39,19 @@ def _connect(node, server, data):
     return conn, fut
 
 
-def _noop_scenario(make_node):
-    node = make_node(synchronous=False, reuse_time=REUSE, timeout=TIMEOUT)
+def _noop_scenario(node_factory):
+    node = node_factory(synchronous=False, reuse_time=REUSE, timeout=TIMEOUT)
     server = RawServer()
     try:
         conn, fut = _connect(node, server, b"one")
         fut.result(timeout=2)
-        ident1, serial, typ, header, data = conn.read_frame()
+        ident1, serial, typ, header, data = read_frame(conn)
         assert (serial, typ, header, data) == (1, 0, b"", b"one")
 
         # Shortly after: no probe in front.
         time.sleep(0.2)
         node.send(server.address, b"two")
-        _, serial, typ, _, data = conn.read_frame()
+        _, serial, typ, _, data = read_frame(conn)
         assert (serial, typ, data) == (2, 0, b"two")
         t_last = time.monotonic()
 
@@ -53,12 +62,12 @@ def _noop_scenario(make_node):
         t_three = time.monotonic()
         if t_three - t_last > IDLE_LIMIT - 0.05:
             raise Retry(f"slept {t_three - t_last:.3f}s, too close to the idle limit")
-        raw = conn.read_exact(HEADER.size)
-        ident, serial, dlen, hlen, typ = HEADER.unpack(raw)
-        assert typ == T_NOOP, f"expected a NOOP header before the message, got type {typ}: {raw!r}"
+        raw = conn.read_exact(wire.HEADER_SIZE)
+        ident, serial, dlen, hlen, typ = wire.decode_header(raw)
+        assert typ == wire.NOOP, f"expected a NOOP before the message, got type {typ}: {raw!r}"
         assert (dlen, hlen, serial) == (0, 0, 3)
         assert ident != ident1
-        _, serial, typ, _, data = conn.read_frame()
+        _, serial, typ, _, data = read_frame(conn)
         assert (serial, typ, data) == (4, 0, b"three"), "the serial counts the NOOP too"
 
         # Idle past the limit: the node closes the connection.
@@ -71,7 +80,7 @@ def _noop_scenario(make_node):
         # fresh connection.
         conn2, fut = _connect(node, server, b"four")
         fut.result(timeout=2)
-        _, serial, typ, _, data = conn2.read_frame()
+        _, serial, typ, _, data = read_frame(conn2)
         assert (typ, data) == (0, b"four")
         print(
             f"\n[wire] NOOP after {t_three - t_last:.2f}s idle; EOF {since:.2f}s after the last "
@@ -81,23 +90,23 @@ def _noop_scenario(make_node):
         server.close()
 
 
-def test_noop_probe_and_idle_collection(make_node):
+def test_noop_probe_and_idle_collection(node_factory):
     for _attempt in range(3):
         try:
-            _noop_scenario(make_node)
+            _noop_scenario(node_factory)
             return
         except Retry as e:
             print(f"[wire] retry: {e}")
     pytest.fail("timing windows missed three times (machine too loaded?)")
 
 
-def test_sync_send_completes_only_on_the_right_ack(make_node, raw_server):
+def test_sync_send_completes_only_on_the_right_ack(node_factory, raw_server):
     import chirp
 
-    node = make_node(synchronous=True, timeout=0.5, reuse_time=30.0)
+    node = node_factory(synchronous=True, timeout=0.5, reuse_time=30.0)
     conn, fut = _connect(node, raw_server, b"m1")
-    ident, serial, typ, _, data = conn.read_frame()
-    assert typ == T_REQ_ACK and data == b"m1"
+    ident, serial, typ, _, data = read_frame(conn)
+    assert typ == wire.REQ_ACK and data == b"m1"
     time.sleep(0.1)
     assert not fut.done(), "a synchronous send completed without an ACK"
     conn.send_ack(b"\x00" * 16)  # an ACK for an unknown message: ignored
@@ -109,8 +118,8 @@ def test_sync_send_completes_only_on_the_right_ack(make_node, raw_server):
     # No ACK at all: ChirpTimeoutError, and the node drops the connection.
     t0 = time.monotonic()
     fut = node.send_async(raw_server.address, b"m2")
-    ident, _, typ, _, data = conn.read_frame()
-    assert typ == T_REQ_ACK and data == b"m2"
+    ident, _, typ, _, data = read_frame(conn)
+    assert typ == wire.REQ_ACK and data == b"m2"
     with pytest.raises(chirp.ChirpTimeoutError):
         fut.result(timeout=5)
     took = time.monotonic() - t0
@@ -120,21 +129,21 @@ def test_sync_send_completes_only_on_the_right_ack(make_node, raw_server):
     # and the next message is ACKed normally.
     conn2, fut = _connect(node, raw_server, b"m3")
     conn2.send_ack(ident)
-    ident3, _, typ, _, data = conn2.read_frame()
+    ident3, _, typ, _, data = read_frame(conn2)
     assert data == b"m3"
     conn2.send_ack(ident3)
     assert fut.result(timeout=2) is None
 
 
-def test_protocol_error_fails_inflight_send(make_node, raw_server):
+def test_protocol_error_fails_inflight_send(node_factory, raw_server):
     """An ACK that carries data is a protocol error: the node closes the
     connection and the send waiting for its ACK fails (it must not succeed)."""
     import chirp
 
-    node = make_node(synchronous=True, timeout=2.0)
+    node = node_factory(synchronous=True, timeout=2.0)
     conn, fut = _connect(node, raw_server, b"m1")
-    ident, *_ = conn.read_frame()
-    conn.sock.sendall(HEADER.pack(ident, 1, 3, 0, T_ACK) + b"bad")
+    ident, *_ = read_frame(conn)
+    conn.sock.sendall(wire.header(ident, 1, 3, 0, wire.ACK) + b"bad")
     with pytest.raises(chirp.ChirpError) as ei:
         fut.result(timeout=5)
     assert isinstance(ei.value, (chirp.ProtocolError, chirp.ChirpConnectionError)), repr(ei.value)

@@ -1,2 +1,3 @@
-# A package, so that this directory's conftest.py is imported as
-# "hostile.conftest" and never shadows tests/conftest.py (plain "conftest").
+"""Hostile peers: raw sockets that break the protocol, floods, slowloris,
+hundreds of held connections, lengths at the edges.  A hostile peer costs
+one connection, never the node, and the node's memory stays bounded."""

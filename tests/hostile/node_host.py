@@ -1,6 +1,6 @@
 """Hosts one chirp node in its own process for the hostile tests.
 
-usage: python node_host.py '<json Node keyword options>'
+usage: python -m hostile.node_host '<json Node keyword options>'
 
 Prints "READY <port> <pid>", then serves:
 - a message with header b"echo" is answered (reply) with its own data and

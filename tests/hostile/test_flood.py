@@ -8,13 +8,14 @@ import select
 import threading
 import time
 
-from .kit import (
-    echo_roundtrip,
-    frame,
-    handshake,
-    raw_connect,
-    recv_exact,
-)
+import pytest
+from support import wire
+from support.raw import connect, recv_exact
+from support.waits import wait_until
+
+from .kit import echo_roundtrip
+
+pytestmark = pytest.mark.hang_limit(90)
 
 SLOTS = 4
 MSG = 1024
@@ -22,22 +23,12 @@ STALL = 1.0  # no progress for this long = throttled
 FLAT_LIMIT_KIB = 5 * 1024
 
 
-def wait_until(pred, timeout, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(every)
-    return pred()
-
-
 class RawFlooder:
     """Writes valid 1 KiB frames as fast as a non-blocking socket takes them."""
 
     def __init__(self, port):
-        self.sock = raw_connect(port)
-        self.sock.sendall(handshake(10600))
+        self.sock = connect(port)
+        self.sock.sendall(wire.handshake(10600))
         recv_exact(self.sock, 18)
         self.sock.setblocking(False)
         self.sent = 0
@@ -45,7 +36,7 @@ class RawFlooder:
         self.error = None
         self.stop = threading.Event()
         serial = iter(range(1, 1 << 31))
-        self.chunk = b"".join(frame(b"f" * MSG, serial=next(serial)) for _ in range(64))
+        self.chunk = b"".join(wire.message(None, next(serial), b"f" * MSG) for _ in range(64))
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -85,9 +76,12 @@ def sample_rss(host, n=7, every=0.5):
 def check_throttled_and_flat(host, good_peer, progress, stalled_for, base_rss, label):
     """Shared middle part: the sender is throttled, RSS is flat, others served."""
     # all four slots taken, then the sender runs into the wall
-    assert wait_until(lambda: host.count() >= SLOTS, 10), "four messages never arrived"
-    assert wait_until(lambda: stalled_for() > STALL, 20), (
-        f"{label}: sender never throttled ({progress()} bytes/messages through)"
+    wait_until(lambda: host.count() >= SLOTS, 10, "four messages to arrive", interval=0.05)
+    wait_until(
+        lambda: stalled_for() > STALL,
+        20,
+        lambda: f"{label}: the sender to be throttled ({progress()} bytes/messages through)",
+        interval=0.05,
     )
     before = progress()
     samples = sample_rss(host)  # ~3.5 s, well after the first second
@@ -111,11 +105,14 @@ def release_and_resume(host, progress):
     Then let the node drain everything: the sender gets going again."""
     start = progress()
     assert int(host.cmd("release")) == SLOTS
-    assert wait_until(lambda: host.count() >= 2 * SLOTS, 5), "no message after release"
+    wait_until(lambda: host.count() >= 2 * SLOTS, 5, "messages after release", interval=0.05)
     assert int(host.cmd("held")) == SLOTS
     host.cmd("drain")
-    assert wait_until(lambda: progress() > start and host.count() > 20 * SLOTS, 10), (
-        "the flow did not resume after release"
+    wait_until(
+        lambda: progress() > start and host.count() > 20 * SLOTS,
+        10,
+        "the flow to resume after release",
+        interval=0.05,
     )
     time.sleep(0.5)
     print(f"after release: {host.count()} delivered; progress {start} -> {progress()}")
@@ -133,17 +130,17 @@ def test_raw_flood_is_throttled(make_host, good_peer):
         )
         release_and_resume(host, lambda: fl.sent)
         assert fl.error is None, fl.error
-        assert host.alive()
+        assert host.alive
     finally:
         fl.close()
     echo_roundtrip(good_peer, host.addr, timeout=3.0)
 
 
-def test_chirp_sender_flood_is_throttled(make_node, make_host):
+def test_chirp_sender_flood_is_throttled(node_factory, make_host):
     host = make_host(synchronous=False, auto_release=False, max_slots=SLOTS, timeout=5.0)
-    good = make_node(synchronous=True, timeout=5.0)
+    good = node_factory(synchronous=True, timeout=5.0)
     # a long send timeout: queued messages must stay pending, not time out
-    sender = make_node(synchronous=False, timeout=60.0, max_msg_size=1 << 20)
+    sender = node_factory(synchronous=False, timeout=60.0, max_msg_size=1 << 20)
     echo_roundtrip(good, host.addr)
     time.sleep(0.3)
     base = host.rss_kib()
@@ -176,8 +173,13 @@ def test_chirp_sender_flood_is_throttled(make_node, make_host):
         assert pending > 0
         release_and_resume(host, lambda: done[0])
         # nothing lost: every queued message arrives and every send succeeds
-        assert wait_until(lambda: host.count() == len(futs), 20), host.count()
-        assert wait_until(lambda: done[0] == len(futs), 10)
+        wait_until(
+            lambda: host.count() == len(futs),
+            20,
+            lambda: f"every message to arrive ({host.count()} did)",
+            interval=0.05,
+        )
+        wait_until(lambda: done[0] == len(futs), 10, "every send to complete", interval=0.05)
         failed = [f.exception() for f in futs if f.exception() is not None]
         assert not failed, failed[:3]
     finally:

@@ -6,8 +6,11 @@ it too; the node keeps serving."""
 import os
 
 import pytest
+from support import wire
+from support.net import LOCAL
+from support.raw import connect, recv_exact, wait_closed
 
-from .kit import LOCAL, handshake, header, raw_connect, recv_exact, wait_closed
+pytestmark = pytest.mark.hang_limit(90)
 
 MAX = 4096
 
@@ -26,13 +29,13 @@ def assert_serves(node, peer):
 
 
 @pytest.fixture
-def node(make_node):
-    return make_node(max_msg_size=MAX, synchronous=False, timeout=5.0)
+def node(node_factory):
+    return node_factory(max_msg_size=MAX, synchronous=False, timeout=5.0)
 
 
 def exchange_handshake(node, port):
-    s = raw_connect(node.port)
-    s.sendall(handshake(port))
+    s = connect(node.port)
+    s.sendall(wire.handshake(port))
     got = recv_exact(s, 18)  # the node's own handshake
     assert int.from_bytes(got[:2], "big") == node.port
     assert got[2:] == node.identity
@@ -45,11 +48,11 @@ def test_exactly_max_msg_size_is_delivered(node, good_peer, sockets, header_len)
     hdr, data = os.urandom(header_len), os.urandom(data_len)
     s = exchange_handshake(node, 10100)
     sockets.append(s)
-    s.sendall(header(data_len, header_len, serial=7) + hdr + data)
+    s.sendall(wire.header(None, 7, data_len, header_len) + hdr + data)
     m = node.recv(timeout=5)
     assert (m.header, m.data, m.port, m.serial) == (hdr, data, 10100, 7)
     # the connection lives on: another message right after
-    s.sendall(header(3, 0, serial=8) + b"abc")
+    s.sendall(wire.header(None, 8, 3, 0) + b"abc")
     assert node.recv(timeout=5).data == b"abc"
     assert_serves(node, good_peer)
 
@@ -61,7 +64,7 @@ def test_one_byte_over_closes(node, good_peer, sockets, header_len):
     sockets.append(s)
     # the announced bytes follow in full, so only the length check can refuse
     try:
-        s.sendall(header(data_len, header_len) + os.urandom(MAX + 1))
+        s.sendall(wire.header(None, 1, data_len, header_len) + os.urandom(MAX + 1))
     except (BrokenPipeError, ConnectionResetError):
         pass
     assert wait_closed(s, 5.0), "node kept a connection announcing max_msg_size + 1"
@@ -69,13 +72,13 @@ def test_one_byte_over_closes(node, good_peer, sockets, header_len):
     assert_serves(node, good_peer)
 
 
-def test_header_only_over_max_closes(make_node, good_peer, sockets):
+def test_header_only_over_max_closes(node_factory, good_peer, sockets):
     """max_msg_size below 64 KiB: a header_len alone can exceed it."""
-    node = make_node(max_msg_size=1024, synchronous=False)
+    node = node_factory(max_msg_size=1024, synchronous=False)
     s = exchange_handshake(node, 10102)
     sockets.append(s)
     try:
-        s.sendall(header(0, 1025) + b"h" * 1025)
+        s.sendall(wire.header(None, 1, 0, 1025) + b"h" * 1025)
     except (BrokenPipeError, ConnectionResetError):
         pass
     assert wait_closed(s, 5.0)
@@ -98,7 +101,7 @@ def test_overflowing_lengths_close(node, good_peer, sockets, data_len, header_le
     sockets.append(s)
     try:
         # enough bytes that a wrapped length would "complete" a message
-        s.sendall(header(data_len, header_len) + b"x" * (MAX + 64))
+        s.sendall(wire.header(None, 1, data_len, header_len) + b"x" * (MAX + 64))
     except (BrokenPipeError, ConnectionResetError):
         pass
     assert wait_closed(s, 5.0)
@@ -106,19 +109,19 @@ def test_overflowing_lengths_close(node, good_peer, sockets, data_len, header_le
     assert_serves(node, good_peer)
 
 
-def test_edge_sizes_with_max_above_header_range(make_node, good_peer, sockets):
+def test_edge_sizes_with_max_above_header_range(node_factory, good_peer, sockets):
     """max_msg_size 70000 > 0xFFFF: a full 65535-byte header plus the rest as
     data is delivered; one more data byte is refused."""
     limit = 70000
-    node = make_node(max_msg_size=limit, synchronous=False)
+    node = node_factory(max_msg_size=limit, synchronous=False)
     s = exchange_handshake(node, 10104)
     sockets.append(s)
     hdr, data = os.urandom(0xFFFF), os.urandom(limit - 0xFFFF)
-    s.sendall(header(len(data), len(hdr)) + hdr + data)
+    s.sendall(wire.header(None, 1, len(data), len(hdr)) + hdr + data)
     m = node.recv(timeout=5)
     assert m.header == hdr and m.data == data
     try:
-        s.sendall(header(len(data) + 1, len(hdr)) + hdr + data + b"!")
+        s.sendall(wire.header(None, 1, len(data) + 1, len(hdr)) + hdr + data + b"!")
     except (BrokenPipeError, ConnectionResetError):
         pass
     assert wait_closed(s, 5.0)

@@ -8,7 +8,13 @@ import os
 import select
 import time
 
-from .kit import echo_roundtrip, handshake, header, raw_connect, recv_exact
+import pytest
+from support import wire
+from support.raw import connect, recv_exact
+
+from .kit import echo_roundtrip
+
+pytestmark = pytest.mark.hang_limit(90)
 
 MAX = 1 << 20
 PEERS = 4
@@ -27,11 +33,11 @@ def test_trickled_max_size_payloads(make_host, good_peer, sockets):
     payloads = [os.urandom(MAX) for _ in range(PEERS)]
     offsets = []
     for i, data in enumerate(payloads):
-        s = raw_connect(host.port)
+        s = connect(host.port)
         sockets.append(s)
-        s.sendall(handshake(10700 + i))
+        s.sendall(wire.handshake(10700 + i))
         recv_exact(s, 18)
-        s.sendall(header(MAX, 0, serial=1) + data[:FAST_PART])
+        s.sendall(wire.header(None, 1, MAX, 0) + data[:FAST_PART])
         offsets.append(FAST_PART)
 
     # trickle, while a good peer is served

@@ -7,7 +7,12 @@ import selectors
 import threading
 import time
 
-from .kit import LOCAL, frame, handshake, is_closed_now, raw_connect
+import pytest
+from support import wire
+from support.net import LOCAL
+from support.raw import connect, is_closed_now
+
+pytestmark = pytest.mark.hang_limit(90)
 
 TIMEOUT = 0.5  # node timeout -> connect timeout 1.0 s
 CONNECT_TIMEOUT = 2 * TIMEOUT
@@ -25,7 +30,7 @@ class Hostile:
         # starts later, so a late scheduling of this thread can only make the
         # measured lifetime longer, never shorter
         self.t0 = time.monotonic()
-        self.sock = raw_connect(port)
+        self.sock = connect(port)
         self.sock.setblocking(False)
         self.plan = sorted(plan)  # [(offset_seconds, bytes)]
         self.closed_at = None
@@ -65,10 +70,10 @@ def drive(hostiles, limit):
         sel.close()
 
 
-def test_slowloris_handshakes_are_cut_off(make_node, good_peer):
-    node = make_node(timeout=TIMEOUT, synchronous=False)
+def test_slowloris_handshakes_are_cut_off(node_factory, good_peer):
+    node = node_factory(timeout=TIMEOUT, synchronous=False)
     target = (LOCAL, node.port)
-    hs = [handshake(10000 + i) for i in range(40)]
+    hs = [wire.handshake(10000 + i) for i in range(40)]
     hostiles = []
     try:
         for i in range(10):  # one byte every 0.2 s: 3.4 s for 18 bytes
@@ -136,25 +141,25 @@ def test_slowloris_handshakes_are_cut_off(make_node, good_peer):
         for h in hostiles:
             h.sock.close()
     # and after all that, the node still serves a new good peer
-    late = make_node(synchronous=True, timeout=5.0)
+    late = node_factory(synchronous=True, timeout=5.0)
     fut = late.send_async(target, b"after")  # synchronous: done once released
     m = node.recv(timeout=5)
     assert m.data == b"after" and m.remote_identity == late.identity
     fut.result(timeout=5)
 
 
-def test_trickled_handshake_within_deadline_is_accepted(make_node):
+def test_trickled_handshake_within_deadline_is_accepted(node_factory):
     """Control: the same trickle, fast enough to end before the deadline, is
     a valid peer (so the cut-off above is about time, not fragmentation)."""
-    node = make_node(timeout=TIMEOUT, synchronous=False)
-    s = raw_connect(node.port)
+    node = node_factory(timeout=TIMEOUT, synchronous=False)
+    s = connect(node.port)
     try:
-        hs = handshake(10999)
+        hs = wire.handshake(10999)
         t0 = time.monotonic()
         for k in range(18):  # 18 separate bytes over ~0.2 s
             s.send(hs[k : k + 1])
             time.sleep(0.01)
-        s.sendall(frame(b"ok"))
+        s.sendall(wire.message(None, 1, b"ok"))
         m = node.recv(timeout=3)
         assert m.data == b"ok" and m.port == 10999
         assert time.monotonic() - t0 < CONNECT_TIMEOUT + 0.5

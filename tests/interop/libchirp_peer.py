@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A libchirp 1.2.1 node used as a black-box peer by chirp's interop tests.
 
 Run it with the python of the libchirp virtualenv (see setup_libchirp.sh).
@@ -18,8 +17,8 @@ echo   reply to every message with the same data and header (libchirp's
 sink   receive --count messages (each released, so ACKed, as it is taken),
        print ``{"event": "recv", ...}`` for each, then ``{"event": "done"}``
        and exit. Exits with 3 if fewer than --count arrived within --wait s.
-send   send --count messages to --target, data and header made by payload()
-       below (or --data-hex/--header-hex), print ``{"event": "result", ...}``
+send   send --count messages to --target, data and header made by
+       digest_payload() (or --data-hex/--header-hex), print ``{"event": "result", ...}``
        and exit (0 when every send succeeded and, with --expect-reply, every
        reply matched; 1 otherwise). Replies are matched by identity; anything
        else that arrives is listed under "unexpected".
@@ -28,8 +27,10 @@ Exit codes: 0 ok, 1 send failures/mismatches, 2 error (also printed as
 ``{"event": "error"}``), 3 sink short of messages, 4 hard exit on hung
 shutdown.
 
-The payload of message i (0-based) is ``payload(i, size, b"D")``, its header
-``payload(i, header_size, b"H")``; tests compute the same bytes.
+The payload of message i (0-based) is ``digest_payload(i, size, b"D")``, its
+header ``digest_payload(i, header_size, b"H")`` (support/payloads.py, which
+the tests use too).  Run as ``python -m interop.libchirp_peer`` with tests/
+on PYTHONPATH (support.child does that).
 """
 
 import argparse
@@ -44,14 +45,7 @@ import sys
 import threading
 import time
 
-
-def payload(i, size, kind=b"D"):
-    """Deterministic bytes of length size for message i."""
-    if size <= 0:
-        return b""
-    block = hashlib.sha256(kind + b":%d" % i).digest()
-    reps = size // len(block) + 1
-    return (block * reps)[:size]
+from support.payloads import digest_payload
 
 
 def hexs(b):
@@ -378,12 +372,12 @@ def run_send(libchirp, node, args, stop):
         data = (
             binascii.unhexlify(args.data_hex)
             if args.data_hex is not None
-            else payload(i, args.size, b"D")
+            else digest_payload(i, args.size, b"D")
         )
         header = (
             binascii.unhexlify(args.header_hex)
             if args.header_hex is not None
-            else payload(i, args.header_size, b"H")
+            else digest_payload(i, args.header_size, b"H")
         )
         msg.data = data
         msg.header = header

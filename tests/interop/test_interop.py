@@ -10,10 +10,10 @@ Run:  python -m pytest -q tests/interop
 import threading
 
 import pytest
+from support.net import LOCAL
+from support.payloads import digest_payload, sha256
 
 import chirp
-
-from .conftest import LOCAL, payload, sha
 
 MIB = 1 << 20
 
@@ -43,12 +43,14 @@ MIXED = [
 
 
 def mixed_messages():
-    return [(payload(i, d, b"D"), payload(i, h, b"H")) for i, (d, h) in enumerate(MIXED)]
+    return [
+        (digest_payload(i, d, b"D"), digest_payload(i, h, b"H")) for i, (d, h) in enumerate(MIXED)
+    ]
 
 
 def check_recv_event(ev, data, header, node):
     assert ev["len"] == len(data), ev
-    assert ev["sha256"] == sha(data), f"data corrupted: {ev}"
+    assert ev["sha256"] == sha256(data), f"data corrupted: {ev}"
     assert ev["header_hex"] == header.hex(), f"header corrupted: {ev}"
     assert ev["address"] == LOCAL, ev
     assert ev["port"] == node.port, f"port must be the sender's listening port: {ev}"
@@ -59,10 +61,10 @@ def check_recv_event(ev, data, header, node):
 
 
 @modes
-def test_chirp_send_to_libchirp_sink(chirp_node, libchirp_peer, chirp_sync, lc_sync):
+def test_chirp_send_to_libchirp_sink(node_factory, libchirp_peer, chirp_sync, lc_sync):
     msgs = mixed_messages()
     peer = libchirp_peer("sink", "--count", len(msgs), "--wait", 60, synchronous=lc_sync)
-    node = chirp_node(synchronous=chirp_sync)
+    node = node_factory(synchronous=chirp_sync)
     assert isinstance(node.identity, bytes) and len(node.identity) == 16
     for data, header in msgs:
         node.send((LOCAL, peer.port), data, header=header)
@@ -80,17 +82,19 @@ def test_chirp_send_to_libchirp_sink(chirp_node, libchirp_peer, chirp_sync, lc_s
 
 @modes
 def test_chirp_send_async_concurrent_to_libchirp_sink(
-    chirp_node, libchirp_peer, chirp_sync, lc_sync
+    node_factory, libchirp_peer, chirp_sync, lc_sync
 ):
     n = 60
-    msgs = [(payload(i, 64 + i * 97, b"D"), payload(i, i % 11, b"H")) for i in range(n)]
+    msgs = [
+        (digest_payload(i, 64 + i * 97, b"D"), digest_payload(i, i % 11, b"H")) for i in range(n)
+    ]
     peer = libchirp_peer("sink", "--count", n, "--wait", 60, synchronous=lc_sync)
-    node = chirp_node(synchronous=chirp_sync)
+    node = node_factory(synchronous=chirp_sync)
     futs = [node.send_async((LOCAL, peer.port), d, header=h) for d, h in msgs]
     for f in futs:
         f.result(timeout=30)
     evs = peer.events(n, "recv", timeout=30)
-    want = sorted((sha(d), h.hex()) for d, h in msgs)
+    want = sorted((sha256(d), h.hex()) for d, h in msgs)
     got = sorted((ev["sha256"], ev["header_hex"]) for ev in evs)
     assert got == want
     for ev in evs:
@@ -98,10 +102,10 @@ def test_chirp_send_async_concurrent_to_libchirp_sink(
     assert peer.wait(20) == 0, peer.describe()
 
 
-def test_chirp_identity_seen_by_libchirp(chirp_node, libchirp_peer):
+def test_chirp_identity_seen_by_libchirp(node_factory, libchirp_peer):
     ident = bytes(range(100, 116))
     peer = libchirp_peer("sink", "--count", 1, "--wait", 30)
-    node = chirp_node(identity=ident)
+    node = node_factory(identity=ident)
     assert node.identity == ident
     node.send((LOCAL, peer.port), b"who", header=b"")
     ev = peer.event(kind="recv")
@@ -116,13 +120,13 @@ def test_chirp_identity_seen_by_libchirp(chirp_node, libchirp_peer):
     ids=["empty", "small", "1MiB", "1MiB+header"],
 )
 def test_chirp_request_to_libchirp_echo(
-    chirp_node, libchirp_peer, chirp_sync, lc_sync, size, hsize
+    node_factory, libchirp_peer, chirp_sync, lc_sync, size, hsize
 ):
     n = 3 if size >= MIB else 10
     peer = libchirp_peer("echo", synchronous=lc_sync)
-    node = chirp_node(synchronous=chirp_sync)
+    node = node_factory(synchronous=chirp_sync)
     for i in range(n):
-        data, header = payload(i, size, b"D"), payload(i, hsize, b"H")
+        data, header = digest_payload(i, size, b"D"), digest_payload(i, hsize, b"H")
         ans = node.request((LOCAL, peer.port), data, header=header, timeout=10.0)
         assert len(ans.data) == len(data)
         assert ans.data == data, "reply data differs (i=%d)" % i
@@ -139,12 +143,14 @@ def test_chirp_request_to_libchirp_echo(
 
 @modes
 def test_chirp_request_async_concurrent_to_libchirp_echo(
-    chirp_node, libchirp_peer, chirp_sync, lc_sync
+    node_factory, libchirp_peer, chirp_sync, lc_sync
 ):
     n = 40
     peer = libchirp_peer("echo", synchronous=lc_sync)
-    node = chirp_node(synchronous=chirp_sync)
-    sent = [(payload(i, 1 + i * 131, b"D"), payload(i, i % 5, b"H")) for i in range(n)]
+    node = node_factory(synchronous=chirp_sync)
+    sent = [
+        (digest_payload(i, 1 + i * 131, b"D"), digest_payload(i, i % 5, b"H")) for i in range(n)
+    ]
     futs = [node.request_async((LOCAL, peer.port), d, header=h) for d, h in sent]
     answers = [f.result(timeout=30) for f in futs]
     for (data, header), ans in zip(sent, answers, strict=False):
@@ -155,9 +161,9 @@ def test_chirp_request_async_concurrent_to_libchirp_echo(
     assert sorted(ev["identity"] for ev in evs) == sorted(a.identity.hex() for a in answers)
 
 
-def test_chirp_mixed_sizes_request_to_libchirp_echo(chirp_node, libchirp_peer):
+def test_chirp_mixed_sizes_request_to_libchirp_echo(node_factory, libchirp_peer):
     peer = libchirp_peer("echo", synchronous=True)
-    node = chirp_node(synchronous=True)
+    node = node_factory(synchronous=True)
     for i, (data, header) in enumerate(mixed_messages()):
         ans = node.request((LOCAL, peer.port), data, header=header, timeout=10.0)
         assert ans.data == data and ans.header == header, "i=%d" % i
@@ -172,9 +178,9 @@ def test_chirp_mixed_sizes_request_to_libchirp_echo(chirp_node, libchirp_peer):
     [(0, 0), (100, 7), (MIB, 0), (10, 65535)],
     ids=["empty", "small", "1MiB", "64KiB-header"],
 )
-def test_libchirp_send_to_chirp(chirp_node, libchirp_peer, chirp_sync, lc_sync, size, hsize):
+def test_libchirp_send_to_chirp(node_factory, libchirp_peer, chirp_sync, lc_sync, size, hsize):
     n = 4 if size >= MIB else 20
-    node = chirp_node(synchronous=chirp_sync)
+    node = node_factory(synchronous=chirp_sync)
     peer = libchirp_peer(
         "send",
         "--target",
@@ -196,8 +202,8 @@ def test_libchirp_send_to_chirp(chirp_node, libchirp_peer, chirp_sync, lc_sync, 
     # One connection: same order as sent.
     assert [m.identity.hex() for m in got] == sent_ids
     for i, m in enumerate(got):
-        assert m.data == payload(i, size, b"D"), "data corrupted (i=%d)" % i
-        assert m.header == payload(i, hsize, b"H"), "header corrupted (i=%d)" % i
+        assert m.data == digest_payload(i, size, b"D"), "data corrupted (i=%d)" % i
+        assert m.header == digest_payload(i, hsize, b"H"), "header corrupted (i=%d)" % i
         assert m.address == LOCAL
         assert m.port == peer.port, "port must come from libchirp's handshake"
         assert m.remote_identity == peer.identity
@@ -215,7 +221,7 @@ def test_libchirp_send_to_chirp(chirp_node, libchirp_peer, chirp_sync, lc_sync, 
         for ar in (True, False)
         # A synchronous node that replies while holding the request's slot waits
         # for the reply's ACK on a connection it has stopped reading (libchirp
-        # behaves the same): consumers run asynchronous (DESIGN, section 2).
+        # behaves the same): consumers run asynchronous (docs/architecture.md).
         if not (cs and not ar)
     ],
     ids=lambda v: str(v),
@@ -224,13 +230,13 @@ def test_libchirp_send_to_chirp(chirp_node, libchirp_peer, chirp_sync, lc_sync, 
     "size,hsize", [(0, 0), (100, 7), (MIB, 64)], ids=["empty", "small", "1MiB"]
 )
 def test_libchirp_request_chirp_reply(
-    chirp_node, libchirp_peer, chirp_sync, lc_sync, auto_release, size, hsize
+    node_factory, libchirp_peer, chirp_sync, lc_sync, auto_release, size, hsize
 ):
     # An asynchronous libchirp sender pipelines all requests; a synchronous
     # chirp node replying one by one (each reply waits for its ACK) only gets
     # that ACK if the requests still queued fit in its slots: keep n small.
     n = 3 if size >= MIB else 12
-    node = chirp_node(synchronous=chirp_sync, auto_release=auto_release)
+    node = node_factory(synchronous=chirp_sync, auto_release=auto_release)
     peer = libchirp_peer(
         "send",
         "--target",
@@ -265,9 +271,9 @@ def test_libchirp_request_chirp_reply(
     assert peer.wait(20) == 0, peer.describe()
 
 
-def test_libchirp_request_chirp_reply_different_data(chirp_node, libchirp_peer):
+def test_libchirp_request_chirp_reply_different_data(node_factory, libchirp_peer):
     """The reply carries new data and header but the request's identity."""
-    node = chirp_node(synchronous=False)
+    node = node_factory(synchronous=False)
     peer = libchirp_peer(
         "send",
         "--target",
@@ -305,13 +311,13 @@ def test_libchirp_request_chirp_reply_different_data(chirp_node, libchirp_peer):
     # while its serving thread waits for the ACK of a reply, and that ACK is
     # queued behind them on a connection the node has stopped reading. The
     # protocol deadlocks there by design (libchirp <-> libchirp too):
-    # consumers run asynchronous (DESIGN, section 2).
+    # consumers run asynchronous (docs/architecture.md).
     [m for m in MODES if m != (True, False)],
     ids=[i for m, i in zip(MODES, MODE_IDS, strict=False) if m != (True, False)],
 )
-def test_both_directions_at_once(chirp_node, libchirp_peer, chirp_sync, lc_sync):
+def test_both_directions_at_once(node_factory, libchirp_peer, chirp_sync, lc_sync):
     """chirp requests a libchirp echo while a libchirp sender requests chirp."""
-    node = chirp_node(synchronous=chirp_sync)
+    node = node_factory(synchronous=chirp_sync)
     echo = libchirp_peer("echo", synchronous=lc_sync)
     n = 20
     sender = libchirp_peer(
@@ -342,12 +348,12 @@ def test_both_directions_at_once(chirp_node, libchirp_peer, chirp_sync, lc_sync)
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     futs = [
-        node.request_async((LOCAL, echo.port), payload(i, 2000, b"D"), header=b"h%d" % i)
+        node.request_async((LOCAL, echo.port), digest_payload(i, 2000, b"D"), header=b"h%d" % i)
         for i in range(n)
     ]
     for i, f in enumerate(futs):
         ans = f.result(timeout=30)
-        assert ans.data == payload(i, 2000, b"D") and ans.header == b"h%d" % i
+        assert ans.data == digest_payload(i, 2000, b"D") and ans.header == b"h%d" % i
     t.join(timeout=40)
     assert not t.is_alive(), "serving thread hung"
     assert not errors, errors
@@ -358,9 +364,9 @@ def test_both_directions_at_once(chirp_node, libchirp_peer, chirp_sync, lc_sync)
 # -- failures --------------------------------------------------------------------------
 
 
-def test_send_to_stopped_libchirp_peer_fails(chirp_node, libchirp_peer):
+def test_send_to_stopped_libchirp_peer_fails(node_factory, libchirp_peer):
     peer = libchirp_peer("sink", "--count", 1, "--wait", 30)
-    node = chirp_node(synchronous=True, timeout=2.0)
+    node = node_factory(synchronous=True, timeout=2.0)
     node.send((LOCAL, peer.port), b"first", header=b"")
     assert peer.event(kind="recv")["data_hex"] == b"first".hex()
     assert peer.wait(20) == 0

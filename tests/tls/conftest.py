@@ -2,26 +2,21 @@
 
 - ``pki`` / ``other_pki``: two PKIs made once per session with
   ``chirp.pki.make_pki`` (different CAs).
-- ``scenario``: ``scenario(name, **params)`` runs ``scenario.py NAME`` in a
-  fresh network namespace (see netns.py) with both PKIs in its parameters,
-  and returns its ``result`` record.  Without a namespace the test is
-  skipped with the reason, or FAILS when the environment variable CI is set
-  (CI runs as root, so a missing namespace there is a broken setup, not a
-  reason to skip the TLS suite).
+- ``namespace``: network namespaces work here (support.netns.require: the
+  test is skipped without them, or FAILS when the environment variable CI
+  is set).
+- ``scenario``: ``scenario(name, **params)`` runs the scenario
+  tls/scenarios/NAME.py in a fresh network namespace, with both PKIs in
+  its parameters, and returns its ``result`` record.
 """
 
+import json
 import os
-import sys
 
 import pytest
+from support import netns
+from support.child import python
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import netns  # noqa: E402
-
-SCENARIO = os.path.join(HERE, "scenario.py")
 # Upper bound for one scenario process (each is far quicker when things work).
 SCENARIO_TIMEOUT = float(os.environ.get("CHIRP_TLS_SCENARIO_TIMEOUT", "45"))
 
@@ -48,14 +43,7 @@ def other_pki(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def namespace():
-    """Ensures network namespaces work here (fail under CI, else skip)."""
-    ok, why = netns.probe()
-    if not ok:
-        msg = f"cannot create a network namespace for the TLS tests: {why}"
-        if os.environ.get("CI"):
-            pytest.fail(msg + " (CI is set: the TLS tests must run)", pytrace=False)
-        pytest.skip(msg)
-    return netns.ADDRESS
+    return netns.require()
 
 
 @pytest.fixture
@@ -64,9 +52,11 @@ def scenario(namespace, pki, other_pki):
         full = dict(pki)
         full["other"] = other_pki
         full.update(params)
-        import json
-
-        res = netns.run(SCENARIO, [name, json.dumps(full)], timeout=SCENARIO_TIMEOUT)
+        res = netns.run_in_namespace(
+            python("tls.scenario", name, json.dumps(full)),
+            timeout=SCENARIO_TIMEOUT,
+            env={"PYTHONFAULTHANDLER": "1"},
+        )
         rec = res.last("result")
         if res.returncode != 0 or rec is None:
             pytest.fail(
@@ -74,7 +64,7 @@ def scenario(namespace, pki, other_pki):
                 pytrace=False,
             )
         rec["_stderr"] = res.stderr
-        rec["_records"] = res.records
+        rec["_records"] = res.records()
         return rec
 
     return run

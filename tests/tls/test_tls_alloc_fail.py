@@ -8,8 +8,8 @@ import os
 import shutil
 
 import pytest
-from cbuild import CLEAN_ENV, build_c_test
-from netns import ADDRESS, run_program
+from support.cbuild import build_c_test
+from support.netns import ADDRESS, run_in_namespace
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def _run(alloc_fail, pki, every, mode, tls, valgrind=False, count=300, env=None)
         argv = ["valgrind", "-q", "--leak-check=full",
                 "--errors-for-leak-kinds=definite,indirect,possible",
                 "--error-exitcode=99", *argv]  # fmt: skip
-    res = run_program(argv, timeout=300 if valgrind else 60, env=env, base_env=CLEAN_ENV)
+    res = run_in_namespace(argv, timeout=300 if valgrind else 60, env=env, preload=False)
     assert res.returncode == 0 and not res.timed_out, res.describe()
     assert f"phase 1: {count} sends" in res.stdout, res.describe()
     assert "phase 2: 20 sends, 20 ok, 0 failed, 20 received" in res.stdout, res.describe()
@@ -66,5 +66,6 @@ def test_tls_output_buffer_failure_fails_its_messages(namespace, pki, alloc_fail
     reason="valgrind not installed (CI installs it)",
 )
 @pytest.mark.parametrize("tls", ["tls", "tls+openssl"])
+@pytest.mark.hang_limit(360)  # valgrind may take up to its 300 s timeout
 def test_tls_allocation_failures_leak_nothing(namespace, pki, alloc_fail, tls):
     _run(alloc_fail, pki, 7, "sync", tls, valgrind=True, count=200)

@@ -3,7 +3,7 @@ requests; in one process and across two processes (in a namespace, so both
 sides see a non-loopback address and must use TLS)."""
 
 import pytest
-from netns import ADDRESS
+from support.netns import ADDRESS
 
 SIZES = [0, 1, 100_000, 4 * 1024 * 1024]
 

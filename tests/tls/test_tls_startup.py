@@ -41,16 +41,16 @@ def bad_files(pki, tmp_path_factory):
     return paths
 
 
-def start(**kw):
-    kw.setdefault("port", 0)
-    kw.setdefault("bind_v6", "")
-    return chirp.Node(**kw)
+@pytest.fixture
+def node_options():
+    """node_factory's nodes here encrypt, on IPv4 only."""
+    return {"disable_encryption": False, "bind_v6": ""}
 
 
-def refused(**kw):
+def refused(node_factory, **kw):
     """The exception of starting a node with these options."""
     with pytest.raises((chirp.TLSError, ValueError)) as info:
-        n = start(**kw)
+        n = node_factory(**kw)
         n.close()
     return info.value
 
@@ -65,56 +65,56 @@ def refused(**kw):
         ("wrong_key", "key"),
     ],
 )
-def test_bad_cert_chain_is_refused(bad_files, name, problem):
-    e = refused(cert_chain_pem=bad_files[name])
+def test_bad_cert_chain_is_refused(node_factory, bad_files, name, problem):
+    e = refused(node_factory, cert_chain_pem=bad_files[name])
     msg = str(e)
     assert "cert_chain_pem" in msg, msg
     assert bad_files[name] in msg, msg
     assert problem in msg, msg
 
 
-def test_wrong_key_says_mismatch(bad_files):
-    msg = str(refused(cert_chain_pem=bad_files["wrong_key"]))
+def test_wrong_key_says_mismatch(node_factory, bad_files):
+    msg = str(refused(node_factory, cert_chain_pem=bad_files["wrong_key"]))
     assert "mismatch" in msg or "does not match" in msg, msg
 
 
 @pytest.mark.parametrize("name", ["dh_garbage", "dh_text"])
-def test_bad_dh_params_are_refused(pki, bad_files, name):
-    e = refused(cert_chain_pem=pki["a"], dh_params_pem=bad_files[name])
+def test_bad_dh_params_are_refused(node_factory, pki, bad_files, name):
+    e = refused(node_factory, cert_chain_pem=pki["a"], dh_params_pem=bad_files[name])
     msg = str(e)
     assert "dh_params_pem" in msg and bad_files[name] in msg, msg
     assert "DH" in msg, msg
 
 
-def test_dh_params_pem_given_a_certificate_is_refused(pki):
-    msg = str(refused(cert_chain_pem=pki["a"], dh_params_pem=pki["ca"]))
+def test_dh_params_pem_given_a_certificate_is_refused(node_factory, pki):
+    msg = str(refused(node_factory, cert_chain_pem=pki["a"], dh_params_pem=pki["ca"]))
     assert "dh_params_pem" in msg and "DH" in msg, msg
 
 
 @pytest.mark.parametrize("option", ["cert_chain_pem", "dh_params_pem"])
-def test_missing_file_is_refused(pki, tmp_path, option):
+def test_missing_file_is_refused(node_factory, pki, tmp_path, option):
     kw = {"cert_chain_pem": pki["a"], "dh_params_pem": pki["dh"]}
     kw[option] = str(tmp_path / "does-not-exist.pem")
-    msg = str(refused(**kw))
+    msg = str(refused(node_factory, **kw))
     assert option in msg and "does-not-exist.pem" in msg, msg
 
 
-def test_good_files_start(pki):
+def test_good_files_start(node_factory, pki):
     """The control: the files make_pki wrote are accepted."""
-    with start(cert_chain_pem=pki["a"], dh_params_pem=pki["dh"]) as n:
+    with node_factory(cert_chain_pem=pki["a"], dh_params_pem=pki["dh"]) as n:
         assert n.port > 0
-    with start(cert_chain_pem=pki["b"]) as n:  # DH parameters are optional
+    with node_factory(cert_chain_pem=pki["b"]) as n:  # DH parameters are optional
         assert n.port > 0
 
 
-def test_refused_node_leaves_nothing_behind(bad_files, pki):
+def test_refused_node_leaves_nothing_behind(node_factory, bad_files, pki):
     """A refused start does not leave the port or a thread behind: many
     refused starts in a row, then a good node starts normally."""
     import threading
 
     before = threading.active_count()
     for _ in range(20):
-        refused(cert_chain_pem=bad_files["wrong_key"])
+        refused(node_factory, cert_chain_pem=bad_files["wrong_key"])
     assert threading.active_count() <= before, threading.enumerate()
-    with start(cert_chain_pem=pki["a"]) as n:
+    with node_factory(cert_chain_pem=pki["a"]) as n:
         assert n.port > 0

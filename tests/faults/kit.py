@@ -1,8 +1,9 @@
-"""Helpers for chirp's fault-injection tests (tests/faults).
+"""Helpers of the fault-injection tests (tests/faults): a ledger of
+numbered synchronous sends, a drainer, the consumer process, a TCP proxy
+that breaks connections on purpose, and the kernel's view of connections.
 
-Self-contained on purpose: nothing here imports tests/conftest.py or
-tests/peer.py.  Everything that waits has a bound; everything that starts
-a process, thread or socket has a ``close()``/``stop()`` that the fixtures in
+Everything that waits has a bound; everything that starts a process,
+thread or socket has a close()/stop() that the fixtures in
 tests/faults/conftest.py call in a finalizer.
 """
 
@@ -14,56 +15,13 @@ import select
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-LOCAL = "127.0.0.1"
-HERE = os.path.dirname(os.path.abspath(__file__))
-CONSUMER_SCRIPT = os.path.join(HERE, "fault_consumer.py")
-
-HANDSHAKE = struct.Struct(">H16s")  # listening port, node identity
-HEADER = struct.Struct(">16sIIHB")  # identity, serial, data_len, header_len, type
-T_REQ_ACK, T_ACK, T_NOOP = 1, 2, 4
-
-
-# -- waiting -----------------------------------------------------------------
-
-
-def wait_until(pred, timeout, interval=0.02, what="condition"):
-    """Poll pred() until it is true; AssertionError after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def wait_futures(futs, timeout):
-    """Wait until every future is done (bounded); returns the ones not done."""
-    deadline = time.monotonic() + timeout
-    for f in futs:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        try:
-            f.exception(timeout=left)
-        except Exception:  # concurrent.futures.TimeoutError
-            pass
-    return [f for f in futs if not f.done()]
-
-
-def outcome(fut: Future):
-    """'ok', or the exception of a done future."""
-    exc = fut.exception(timeout=0)
-    return "ok" if exc is None else exc
-
+from support.child import Child, ChildError, python
+from support.net import LOCAL
 
 # -- a numbered stream of synchronous sends -----------------------------------
 
@@ -184,7 +142,7 @@ class Drainer:
 
 
 class ConsumerProcess:
-    """tests/faults/fault_consumer.py in a child process: an asynchronous
+    """python -m faults.fault_consumer in a child process: an asynchronous
     node (auto_release=False) that appends each message's data to a log
     file before it releases the message.  Restartable on the same port."""
 
@@ -193,85 +151,47 @@ class ConsumerProcess:
         self.port = port
         self.extra = list(extra)
         self.start_timeout = start_timeout
-        self.proc: subprocess.Popen | None = None
+        self.child: Child | None = None
         self.starts = 0
         self.kills = 0
         self.stopped = False
 
     def start(self):
-        assert self.proc is None or self.proc.poll() is not None
+        assert self.child is None or not self.child.alive
         deadline = time.monotonic() + self.start_timeout
-        last_err = ""
         while True:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    CONSUMER_SCRIPT,
-                    "--port",
-                    str(self.port),
-                    "--log",
-                    self.log_path,
-                    *self.extra,
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-            line = _readline(self.proc.stdout, deadline)
-            if line.startswith(b"READY "):
-                self.port = int(line.split()[1])
+            argv = python("faults.fault_consumer", "--port", self.port, "--log", self.log_path)
+            child = Child([*argv, *self.extra], name="consumer")
+            try:
+                words = child.readline(max(0.0, deadline - time.monotonic()), "READY").split()
+            except ChildError as e:
+                words = [str(e)]
+            if words[0] == "READY":
+                self.child = child
+                self.port = int(words[1])
                 self.starts += 1
                 return self
             # Could not listen (e.g. the port is briefly unavailable): retry.
-            self._reap()
-            last_err = line.decode(errors="replace") + self._stderr()
+            child.close(grace=0)
             if time.monotonic() >= deadline:
-                raise AssertionError(f"consumer did not start: {last_err}")
+                raise AssertionError(f"consumer did not start: {' '.join(words)}\n{child.stderr}")
             time.sleep(0.1)
-
-    def _stderr(self):
-        try:
-            return self.proc.stderr.read().decode(errors="replace")[-2000:]
-        except Exception:
-            return ""
-
-    def _reap(self):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for s in (p.stdout, p.stderr):
-            try:
-                s.close()
-            except Exception:
-                pass
 
     def kill(self):
         """SIGKILL, and wait until it is gone."""
         if self.stopped:
             self.cont()
         self.kills += 1
-        self._reap()
+        self.child.kill()
 
     def sigstop(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.child.send_signal(signal.SIGSTOP)
         self.stopped = True
 
     def cont(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
+        if self.child is not None:
+            self.child.send_signal(signal.SIGCONT)
         self.stopped = False
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
 
     def numbers(self) -> list[int]:
         try:
@@ -281,29 +201,11 @@ class ConsumerProcess:
             return []
 
     def stop(self):
-        if self.proc is not None:
+        if self.child is not None:
             if self.stopped:
                 self.cont()
-            self._reap()
-            self.proc = None
-
-
-def _readline(stream, deadline) -> bytes:
-    """One line from a pipe, bounded by deadline (b'' on EOF or timeout)."""
-    buf = b""
-    fd = stream.fileno()
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return buf
-        r, _, _ = select.select([fd], [], [], left)
-        if not r:
-            return buf
-        b = os.read(fd, 1)
-        if not b:
-            return buf
-        buf += b
-    return buf.strip()
+            self.child.close(grace=0)
+            self.child = None
 
 
 # -- a TCP proxy that breaks connections on purpose ---------------------------
@@ -474,76 +376,6 @@ def _close(s):
         s.close()
     except OSError:
         pass
-
-
-# -- a raw protocol peer --------------------------------------------------------
-
-
-class RawServer:
-    """A listening socket for speaking chirp's wire protocol by hand."""
-
-    def __init__(self, identity=b"R" * 16):
-        self.identity = identity
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOCAL, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.address = (LOCAL, self.port)
-        self.conns: list[socket.socket] = []
-
-    def accept(self, timeout=5.0) -> RawConn:
-        self.sock.settimeout(timeout)
-        c, _ = self.sock.accept()
-        c.settimeout(timeout)
-        self.conns.append(c)
-        return RawConn(c)
-
-    def handshake(self, conn: RawConn):
-        """Read the node's handshake, answer with ours; returns (port, identity)."""
-        port, ident = HANDSHAKE.unpack(conn.read_exact(HANDSHAKE.size))
-        conn.sock.sendall(HANDSHAKE.pack(self.port, self.identity))
-        return port, ident
-
-    def close(self):
-        for c in self.conns:
-            _close(c)
-        _close(self.sock)
-
-
-class RawConn:
-    def __init__(self, sock):
-        self.sock = sock
-
-    def read_exact(self, n, timeout=5.0) -> bytes:
-        self.sock.settimeout(timeout)
-        buf = b""
-        while len(buf) < n:
-            b = self.sock.recv(n - len(buf))
-            if not b:
-                raise EOFError(f"connection closed after {len(buf)} of {n} bytes")
-            buf += b
-        return buf
-
-    def read_frame(self, timeout=5.0):
-        """One message: (identity, serial, type, header, data)."""
-        ident, serial, dlen, hlen, typ = HEADER.unpack(self.read_exact(HEADER.size, timeout))
-        header = self.read_exact(hlen, timeout) if hlen else b""
-        data = self.read_exact(dlen, timeout) if dlen else b""
-        return ident, serial, typ, header, data
-
-    def send_ack(self, identity, serial=1):
-        self.sock.sendall(HEADER.pack(identity, serial, 0, 0, T_ACK))
-
-    def wait_eof(self, timeout) -> float:
-        """Seconds until the peer closed (recv returned b''); bytes before are
-        an assertion error; TimeoutError if it stays open."""
-        t0 = time.monotonic()
-        self.sock.settimeout(timeout)
-        b = self.sock.recv(65536)
-        if b:
-            raise AssertionError(f"expected EOF, got {len(b)} bytes: {b[:64]!r}")
-        return time.monotonic() - t0
 
 
 # -- connections as the kernel sees them ------------------------------------------

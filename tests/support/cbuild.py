@@ -1,5 +1,5 @@
 """Builds C programs with the whole core for the tests (no sanitizers,
-warnings are errors); shared by the C-core tests and the TLS tests.
+warnings are errors): the C-core tests and the TLS tests use it.
 
 This module does not import chirp.
 """
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import glob
 import os
-import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The programs are built without sanitizers: keep a sanitizer run's preload away from them.
-CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+from .child import ROOT, child_env, run
+
+# The programs are built without sanitizers: a sanitizer run's preload
+# stays away from them (and from the compiler).
+CLEAN_ENV = child_env(preload=False)
 
 
 def build_with_core(source: str, exe: str) -> str:
@@ -25,7 +26,7 @@ def build_with_core(source: str, exe: str) -> str:
         os.path.join(ROOT, source),
         *sources, "-luv", "-lssl", "-lcrypto", "-o", exe,
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=CLEAN_ENV)
+    proc = run(cmd, timeout=120, env=CLEAN_ENV)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     return exe
 

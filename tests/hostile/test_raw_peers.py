@@ -1,88 +1,39 @@
-"""Hostile raw-socket peers against a live node (plaintext on 127.0.0.1).
-
-Wire format (DESIGN.md section 1, big-endian):
-  handshake  = uint16 port, 16-byte identity                     (18 bytes)
-  msg header = 16-byte identity, uint32 serial, uint32 data_len,
-               uint16 header_len, uint8 type                     (27 bytes)
-  type bits: 1 REQ_ACK, 2 ACK, 4 NOOP
-"""
+"""Hostile raw-socket peers against a live node (plaintext on 127.0.0.1):
+malformed, truncated, trickled and random frames (support/wire.py has the
+format).  The connection that breaks the protocol is closed; the node
+delivers what was valid before it and keeps serving others."""
 
 import os
 import socket
-import struct
 import threading
 import time
 
 import pytest
-from conftest import LOCAL, addr, assert_no_message, roundtrip, run_in_thread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import wire
+from support.net import LOCAL
+from support.nodes import NodeFactory, addr, assert_no_message, roundtrip
+from support.payloads import pattern
+from support.raw import connect, recv_exact, send_quietly, wait_closed
+from support.waits import run_in_thread
+from support.wire import ACK, NOOP, REQ_ACK
+
+from .kit import rss_kib
+
+pytestmark = pytest.mark.hang_limit(90)
 
 MAX = 64 * 1024
-REQ_ACK, ACK, NOOP = 1, 2, 4
-HS = struct.Struct(">H16s")
-HDR = struct.Struct(">16sIIHB")
-assert HS.size == 18 and HDR.size == 27
-
 RAW_ID = b"R" * 16
 
 
 def handshake(port=40000, identity=RAW_ID):
-    return HS.pack(port, identity)
-
-
-def header(identity, serial, data_len, header_len, mtype):
-    return HDR.pack(identity, serial, data_len, header_len, mtype)
-
-
-def message(identity, serial, data, hdr=b"", mtype=0):
-    return header(identity, serial, len(data), len(hdr), mtype) + hdr + data
-
-
-def recv_exact(sock, n, timeout=5.0):
-    sock.settimeout(timeout)
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while len(buf) < n:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise AssertionError(f"connection closed after {len(buf)} of {n} bytes")
-        buf += chunk
-    return buf
-
-
-def connect(node):
-    s = socket.create_connection(addr(node), timeout=5)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def send_quietly(sock, data):
-    """Send, tolerating the node closing the connection under us."""
-    try:
-        sock.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+    return wire.handshake(port, identity)
 
 
 def assert_closed_by_node(sock, timeout=5.0):
     """The node closes the connection: reads end in EOF or a reset."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"node did not close the connection within {timeout:.1f} s")
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return
-        except TimeoutError:
-            continue
-        if not chunk:
-            return
-        # the node's own handshake (or anything else) may come first
+    assert wait_closed(sock, timeout), f"node did not close the connection within {timeout:.1f} s"
 
 
 @pytest.fixture
@@ -107,32 +58,28 @@ def assert_still_serves(server, client):
     assert back.remote_identity == server.identity
 
 
-def _ident():
-    return os.urandom(16)
-
-
 BAD_INPUTS = {
     # no valid frame at all: handshake then a header with data_len 2^32-1
     "garbage": b"\xff" * 64,
-    "oversized_data_len": handshake() + header(_ident(), 1, MAX + 1, 0, 0),
-    "oversized_header_plus_data": handshake() + header(_ident(), 1, MAX - 99, 100, 0),
-    "oversized_huge": handshake() + header(_ident(), 1, 0xFFFFFFFF, 0, REQ_ACK),
+    "oversized_data_len": handshake() + wire.header(None, 1, MAX + 1, 0, 0),
+    "oversized_header_plus_data": handshake() + wire.header(None, 1, MAX - 99, 100, 0),
+    "oversized_huge": handshake() + wire.header(None, 1, 0xFFFFFFFF, 0, REQ_ACK),
     # header_len + data_len wraps to small numbers in uint32 arithmetic
-    "overflow_to_zero": handshake() + header(_ident(), 1, 0xFFFFFFFF, 1, 0),
-    "overflow_to_zero_2": handshake() + header(_ident(), 1, 0x100000000 - 0xFFFF, 0xFFFF, 0),
-    "overflow_to_small": handshake() + header(_ident(), 1, 0xFFFFFFFF - 5, 10, 0) + b"x" * 10,
-    "ack_with_data": handshake() + header(_ident(), 1, 5, 0, ACK) + b"hello",
-    "ack_with_header": handshake() + header(_ident(), 1, 0, 3, ACK) + b"hdr",
-    "ack_with_req_ack": handshake() + header(_ident(), 1, 0, 0, ACK | REQ_ACK),
-    "noop_with_req_ack": handshake() + header(_ident(), 1, 0, 0, NOOP | REQ_ACK),
-    "noop_with_data": handshake() + header(_ident(), 1, 4, 0, NOOP) + b"data",
-    "noop_with_header": handshake() + header(_ident(), 1, 0, 2, NOOP) + b"hh",
+    "overflow_to_zero": handshake() + wire.header(None, 1, 0xFFFFFFFF, 1, 0),
+    "overflow_to_zero_2": handshake() + wire.header(None, 1, 0x100000000 - 0xFFFF, 0xFFFF, 0),
+    "overflow_to_small": handshake() + wire.header(None, 1, 0xFFFFFFFF - 5, 10, 0) + b"x" * 10,
+    "ack_with_data": handshake() + wire.header(None, 1, 5, 0, ACK) + b"hello",
+    "ack_with_header": handshake() + wire.header(None, 1, 0, 3, ACK) + b"hdr",
+    "ack_with_req_ack": handshake() + wire.header(None, 1, 0, 0, ACK | REQ_ACK),
+    "noop_with_req_ack": handshake() + wire.header(None, 1, 0, 0, NOOP | REQ_ACK),
+    "noop_with_data": handshake() + wire.header(None, 1, 4, 0, NOOP) + b"data",
+    "noop_with_header": handshake() + wire.header(None, 1, 0, 2, NOOP) + b"hh",
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
 def test_bad_input_closes_connection(server, client, name):
-    s = connect(server)
+    s = connect(server.port)
     try:
         send_quietly(s, BAD_INPUTS[name])
         assert_closed_by_node(s, timeout=5.0)
@@ -145,14 +92,14 @@ def test_bad_input_closes_connection(server, client, name):
 def test_bad_input_after_good_message(server, client):
     """A valid message is delivered; the protocol error that follows on the
     same connection closes it."""
-    s = connect(server)
+    s = connect(server.port)
     try:
-        ident = _ident()
-        s.sendall(handshake() + message(ident, 1, b"valid", b"h"))
+        ident = wire.new_identity()
+        s.sendall(handshake() + wire.message(ident, 1, b"valid", b"h"))
         msg = server.recv(timeout=5.0)
         assert msg.data == b"valid" and msg.identity == ident
         msg.release()
-        send_quietly(s, header(_ident(), 2, 3, 0, ACK) + b"bad")
+        send_quietly(s, wire.header(None, 2, 3, 0, ACK) + b"bad")
         assert_closed_by_node(s, timeout=5.0)
     finally:
         s.close()
@@ -160,8 +107,8 @@ def test_bad_input_after_good_message(server, client):
 
 
 def test_half_header_then_close(server, client):
-    s = connect(server)
-    s.sendall(handshake() + header(_ident(), 1, 10, 0, 0)[:13])
+    s = connect(server.port)
+    s.sendall(handshake() + wire.header(None, 1, 10, 0, 0)[:13])
     time.sleep(0.1)
     s.close()
     assert_no_message(server, 0.3)
@@ -169,15 +116,15 @@ def test_half_header_then_close(server, client):
 
 
 def test_half_handshake_then_close(server, client):
-    s = connect(server)
+    s = connect(server.port)
     s.sendall(handshake()[:7])
     s.close()
     assert_still_serves(server, client)
 
 
 def test_partial_message_body_then_close(server, client):
-    s = connect(server)
-    s.sendall(handshake() + header(_ident(), 1, 1000, 10, 0) + b"x" * 500)
+    s = connect(server.port)
+    s.sendall(handshake() + wire.header(None, 1, 1000, 10, 0) + b"x" * 500)
     time.sleep(0.1)
     s.close()
     assert_no_message(server, 0.3)
@@ -187,8 +134,8 @@ def test_partial_message_body_then_close(server, client):
 def test_silent_connections_do_not_block_others(server, client):
     """Connections that never send a handshake, or stop half-way, do not
     keep the node from serving a good peer."""
-    idle = [connect(server) for _ in range(5)]
-    half = connect(server)
+    idle = [connect(server.port) for _ in range(5)]
+    half = connect(server.port)
     half.sendall(handshake()[:9])
     try:
         assert_still_serves(server, client)
@@ -201,7 +148,7 @@ def test_many_garbage_connections(server, client):
     socks = []
     try:
         for _i in range(40):
-            s = connect(server)
+            s = connect(server.port)
             send_quietly(s, b"\xff" * 64)
             socks.append(s)
         for s in socks:
@@ -213,10 +160,10 @@ def test_many_garbage_connections(server, client):
 
 
 def test_node_sends_its_handshake(server):
-    s = connect(server)
+    s = connect(server.port)
     try:
         s.sendall(handshake())
-        port, ident = HS.unpack(recv_exact(s, 18))
+        port, ident = wire.decode_handshake(recv_exact(s, 18))
         assert port == server.port
         assert ident == server.identity
     finally:
@@ -226,16 +173,16 @@ def test_node_sends_its_handshake(server):
 def test_byte_by_byte_handshake_and_message(server, client):
     """Handshake and message trickled one byte at a time are still parsed;
     the message carries what the raw peer said; releasing it sends an ACK."""
-    s = connect(server)
+    s = connect(server.port)
     try:
         raw_port = 41234
-        ident = _ident()
+        ident = wire.new_identity()
         data = b"trickled data \x00\x01\xff"
         hdr = b"trickled header"
         serial = 7
-        wire = handshake(raw_port) + message(ident, serial, data, hdr, REQ_ACK)
-        for i in range(len(wire)):
-            s.sendall(wire[i : i + 1])
+        stream = handshake(raw_port) + wire.message(ident, serial, data, hdr, REQ_ACK)
+        for i in range(len(stream)):
+            s.sendall(stream[i : i + 1])
             time.sleep(0.01)
         msg = server.recv(timeout=5.0)
         assert msg.data == data
@@ -246,22 +193,22 @@ def test_byte_by_byte_handshake_and_message(server, client):
         assert msg.port == raw_port  # from the handshake, not the TCP port
         assert msg.address == LOCAL
         # the node's handshake
-        port, node_ident = HS.unpack(recv_exact(s, 18))
+        port, node_ident = wire.decode_handshake(recv_exact(s, 18))
         assert port == server.port and node_ident == server.identity
         msg.release()
-        ack = HDR.unpack(recv_exact(s, 27))
+        ack = wire.decode_header(recv_exact(s, 27))
         ack_ident, ack_serial, ack_dlen, ack_hlen, ack_type = ack
         assert ack_ident == ident
         assert ack_type == ACK
         assert ack_dlen == 0 and ack_hlen == 0
         assert ack_serial == 1  # the first message the node writes to us
         # a second message is accepted on the same connection
-        ident2 = _ident()
-        s.sendall(message(ident2, serial + 1, b"second", b"", REQ_ACK))
+        ident2 = wire.new_identity()
+        s.sendall(wire.message(ident2, serial + 1, b"second", b"", REQ_ACK))
         msg2 = server.recv(timeout=5.0)
         assert msg2.data == b"second" and msg2.identity == ident2
         msg2.release()
-        ack2 = HDR.unpack(recv_exact(s, 27))
+        ack2 = wire.decode_header(recv_exact(s, 27))
         assert ack2[0] == ident2 and ack2[4] == ACK and ack2[1] == 2
     finally:
         s.close()
@@ -269,9 +216,9 @@ def test_byte_by_byte_handshake_and_message(server, client):
 
 
 def test_no_ack_without_req_ack(server):
-    s = connect(server)
+    s = connect(server.port)
     try:
-        s.sendall(handshake() + message(_ident(), 1, b"no ack please"))
+        s.sendall(handshake() + wire.message(wire.new_identity(), 1, b"no ack please"))
         recv_exact(s, 18)  # node handshake
         msg = server.recv(timeout=5.0)
         msg.release()
@@ -284,10 +231,11 @@ def test_no_ack_without_req_ack(server):
 
 
 def test_valid_noop_is_accepted_and_invisible(server):
-    s = connect(server)
+    s = connect(server.port)
     try:
-        ident = _ident()
-        s.sendall(handshake() + header(_ident(), 1, 0, 0, NOOP) + message(ident, 2, b"after noop"))
+        ident = wire.new_identity()
+        noop = wire.header(None, 1, 0, 0, NOOP)
+        s.sendall(handshake() + noop + wire.message(ident, 2, b"after noop"))
         msg = server.recv(timeout=5.0)
         assert msg.identity == ident and msg.data == b"after noop"
         msg.release()
@@ -297,12 +245,12 @@ def test_valid_noop_is_accepted_and_invisible(server):
 
 
 def test_message_of_exactly_max_size_accepted(server):
-    s = connect(server)
+    s = connect(server.port)
     try:
         hdr = b"h" * 100
         data = os.urandom(MAX - len(hdr))
-        ident = _ident()
-        s.sendall(handshake() + message(ident, 1, data, hdr))
+        ident = wire.new_identity()
+        s.sendall(handshake() + wire.message(ident, 1, data, hdr))
         msg = server.recv(timeout=5.0)
         assert msg.identity == ident
         assert msg.header == hdr and msg.data == data
@@ -321,22 +269,22 @@ def test_reply_reuses_incoming_connection(server):
     lst.listen(4)
     lst.settimeout(0.1)
     raw_port = lst.getsockname()[1]
-    s = connect(server)
+    s = connect(server.port)
     try:
-        ident = _ident()
-        s.sendall(handshake(raw_port) + message(ident, 1, b"question", b"q"))
+        ident = wire.new_identity()
+        s.sendall(handshake(raw_port) + wire.message(ident, 1, b"question", b"q"))
         recv_exact(s, 18)
         msg = server.recv(timeout=5.0)
         assert msg.port == raw_port
         msg.release()
         t, box = run_in_thread(server.reply, msg, b"answer", header=b"a")
-        rid, rserial, rdlen, rhlen, rtype = HDR.unpack(recv_exact(s, 27))
+        rid, rserial, rdlen, rhlen, rtype = wire.decode_header(recv_exact(s, 27))
         assert rid == ident
         assert rserial == 1
         assert rtype & REQ_ACK, "synchronous node asks for an ACK"
         assert rtype & (ACK | NOOP) == 0
         assert recv_exact(s, rhlen + rdlen) == b"a" + b"answer"
-        s.sendall(header(ident, 2, 0, 0, ACK))
+        s.sendall(wire.header(ident, 2, 0, 0, ACK))
         t.join(timeout=10)
         assert not t.is_alive()
         assert "error" not in box, box.get("error")
@@ -352,9 +300,9 @@ def test_reply_reuses_incoming_connection(server):
 
 def test_unknown_ack_is_harmless(server, client):
     """An ACK for an identity the node never sent must not crash it."""
-    s = connect(server)
+    s = connect(server.port)
     try:
-        s.sendall(handshake() + header(_ident(), 1, 0, 0, ACK))
+        s.sendall(handshake() + wire.header(None, 1, 0, 0, ACK))
         time.sleep(0.1)
     finally:
         s.close()
@@ -363,7 +311,7 @@ def test_unknown_ack_is_harmless(server, client):
 
 def test_handshake_then_close_repeatedly(server, client):
     for _ in range(20):
-        s = connect(server)
+        s = connect(server.port)
         s.sendall(handshake(port=40000 + _))
         s.close()
     assert_still_serves(server, client)
@@ -376,7 +324,7 @@ def test_concurrent_hostile_and_good_traffic(server, client):
     def attack():
         while not stop.is_set():
             try:
-                s = connect(server)
+                s = connect(server.port)
                 send_quietly(s, b"\xff" * 64)
                 s.close()
             except OSError:
@@ -405,13 +353,11 @@ def test_concurrent_hostile_and_good_traffic(server, client):
 
 @pytest.fixture(scope="module")
 def fuzz_nodes():
-    from conftest import new_node
-
-    server = new_node(max_msg_size=MAX, timeout=5.0)
-    client = new_node(synchronous=False, timeout=5.0)
+    nodes = NodeFactory(bind_v6="")  # node_factory's nodes live for one test
+    server = nodes(max_msg_size=MAX, timeout=5.0)
+    client = nodes(synchronous=False, timeout=5.0)
     yield server, client
-    client.close()
-    server.close()
+    nodes.close()
 
 
 def _serves_despite_strays(server, client, timeout=10.0):
@@ -446,22 +392,22 @@ def test_fuzz_frame_sequences(fuzz_nodes, frames, split):
     message before the first protocol error is delivered exactly, the error
     closes the connection, and without an error it stays open."""
     server, client = fuzz_nodes
-    wire = bytearray(handshake(port=40001))
+    stream = bytearray(handshake(port=40001))
     expected, error = [], False
     for n, (typ, hlen, dlen) in enumerate(frames, start=1):
         ident = os.urandom(16)
         hdr, data = os.urandom(hlen), os.urandom(dlen)
-        wire += message(ident, n, data, hdr, typ)
+        stream += wire.message(ident, n, data, hdr, typ)
         if typ & (ACK | NOOP):
             if hlen or dlen or typ & REQ_ACK:
                 error = True
                 break
             continue  # a clean NOOP, or an ACK for an unknown identity
         expected.append((ident, n, hdr, data))
-    s = connect(server)
+    s = connect(server.port)
     try:
-        for i in range(0, len(wire), split * 16):
-            send_quietly(s, bytes(wire[i : i + split * 16]))
+        for i in range(0, len(stream), split * 16):
+            send_quietly(s, bytes(stream[i : i + split * 16]))
         for ident, serial, hdr, data in expected:
             m = server.recv(timeout=5.0)
             m.release()
@@ -471,7 +417,7 @@ def test_fuzz_frame_sequences(fuzz_nodes, frames, split):
             assert_closed_by_node(s, timeout=5.0)
         else:
             last = os.urandom(16)
-            s.sendall(message(last, 99, b"last"))
+            s.sendall(wire.message(last, 99, b"last"))
             m = server.recv(timeout=5.0)
             m.release()
             assert m.identity == last and m.data == b"last"
@@ -488,7 +434,7 @@ def test_fuzz_random_bytes(fuzz_nodes, junk):
     take the node down."""
     server, client = fuzz_nodes
     for prefix in (b"", handshake(port=40002)):
-        s = connect(server)
+        s = connect(server.port)
         try:
             send_quietly(s, prefix + junk)
         finally:
@@ -513,17 +459,17 @@ def test_fuzz_truncated_stream(fuzz_nodes, frames, cut):
     """Valid messages cut off at a random byte, then the peer closes: the
     complete ones are delivered, the node survives and serves others."""
     server, client = fuzz_nodes
-    wire = bytearray(handshake(port=40003))
+    stream = bytearray(handshake(port=40003))
     ends = []
     for n, (typ, hlen, dlen) in enumerate(frames, start=1):
         ident = os.urandom(16)
-        wire += message(ident, n, pattern_bytes(dlen), os.urandom(hlen), typ)
-        ends.append((len(wire), ident))
-    cut_at = int(len(wire) * cut)
+        stream += wire.message(ident, n, pattern(dlen), os.urandom(hlen), typ)
+        ends.append((len(stream), ident))
+    cut_at = int(len(stream) * cut)
     complete = [ident for end, ident in ends if end <= cut_at]
-    s = connect(server)
+    s = connect(server.port)
     try:
-        send_quietly(s, bytes(wire[:cut_at]))
+        send_quietly(s, bytes(stream[:cut_at]))
         for ident in complete:
             m = server.recv(timeout=5.0)
             m.release()
@@ -533,16 +479,8 @@ def test_fuzz_truncated_stream(fuzz_nodes, frames, cut):
     _serves_despite_strays(server, client)
 
 
-def pattern_bytes(n):
-    return bytes(i & 0xFF for i in range(n))
-
-
 def _rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) // 1024
-    return 0
+    return rss_kib(os.getpid()) // 1024
 
 
 def test_flood_that_never_reads_acks_is_throttled(server, client):
@@ -563,13 +501,13 @@ def test_flood_that_never_reads_acks_is_throttled(server, client):
         drained.append(n)
 
     rss0 = _rss_mib()
-    s = connect(server)
+    s = connect(server.port)
     t = threading.Thread(target=drain, daemon=True)
     t.start()
     try:
         s.sendall(handshake(port=40020))
         s.setblocking(False)
-        blob = message(b"f" * 16, 1, b"0123456789", b"", REQ_ACK) * 4000
+        blob = wire.message(b"f" * 16, 1, b"0123456789", b"", REQ_ACK) * 4000
         off = sent = 0
         while time.monotonic() < stop_at:
             try:
@@ -595,30 +533,30 @@ def test_second_connection_for_same_remote_becomes_current(node_factory):
     its message came on, and a reply goes over the connection whose
     handshake completed last."""
     node = node_factory(synchronous=False, auto_release=False)
-    r1 = connect(node)
-    r2 = connect(node)
+    r1 = connect(node.port)
+    r2 = connect(node.port)
     try:
         r1.sendall(handshake(port=40100, identity=b"1" * 16))
         recv_exact(r1, 18)
-        id1 = _ident()
-        r1.sendall(message(id1, 1, b"from r1", b"", REQ_ACK))
+        id1 = wire.new_identity()
+        r1.sendall(wire.message(id1, 1, b"from r1", b"", REQ_ACK))
         m1 = node.recv(timeout=5.0)
         assert m1.data == b"from r1" and m1.remote_identity == b"1" * 16
         r2.sendall(handshake(port=40100, identity=b"2" * 16))
         recv_exact(r2, 18)
-        id2 = _ident()
-        r2.sendall(message(id2, 1, b"from r2", b"", REQ_ACK))
+        id2 = wire.new_identity()
+        r2.sendall(wire.message(id2, 1, b"from r2", b"", REQ_ACK))
         m2 = node.recv(timeout=5.0)
         assert m2.data == b"from r2" and m2.remote_identity == b"2" * 16
         assert m1.port == m2.port == 40100
         m1.release()
-        ack1 = HDR.unpack(recv_exact(r1, 27))
+        ack1 = wire.decode_header(recv_exact(r1, 27))
         assert ack1[0] == id1 and ack1[4] == ACK
         m2.release()
-        ack2 = HDR.unpack(recv_exact(r2, 27))
+        ack2 = wire.decode_header(recv_exact(r2, 27))
         assert ack2[0] == id2 and ack2[4] == ACK
         node.reply(m1, b"answer")
-        rid, _, dlen, hlen, rtype = HDR.unpack(recv_exact(r2, 27))
+        rid, _, dlen, hlen, rtype = wire.decode_header(recv_exact(r2, 27))
         assert rid == id1 and rtype == 0
         assert recv_exact(r2, dlen + hlen) == b"answer"
     finally:

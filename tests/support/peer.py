@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
-"""A chirp node in a separate process, for the API tests.
+"""A chirp node in a child process, for the API tests.
 
-Run as a script (``python tests/peer.py MODE [options]``):
+Run as ``python -m support.peer MODE [options]`` (Peer does that):
 
 echo     reply to every message with the same data and header, then release it.
 sink     receive messages (``--count N``, 0 = until stopped) and print one JSON
@@ -15,57 +14,25 @@ request  send ``--count`` numbered requests to ``--target`` one after the
 
 Every mode prints ``READY <port>`` once its node listens, prints
 ``{"kind": "done", ...}`` when its work is finished, and exits on SIGTERM, when
-done, or after ``--lifetime`` seconds at the latest (exit code 3), so a test
-can never hang on it.
+done, or after ``--lifetime`` seconds at the latest (exit code 3).
 
-Imported as a module (by the tests) it provides the wire-independent helpers
-``numbered``/``number_of``/``pattern`` and ``PeerProcess``, the controller
-used by the tests to start, read and stop such a process.  Importing it does
-not import chirp.
+Imported, it provides Peer, the test's handle on such a process (a
+support.child.Child).  Only the program imports chirp.
 """
 
 import argparse
-import hashlib
 import json
 import os
-import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.abspath(__file__)
+from support.child import Child, ChildError, python
+from support.net import LOCAL
+from support.payloads import number_of, numbered, sha256
 
-
-# --------------------------------------------------------------------------
-# payload helpers (shared by the tests and the script)
-
-
-def pattern(size, seed=0):
-    """Deterministic, non-trivial bytes of the given size."""
-    if size <= 0:
-        return b""
-    block = bytes((i * 31 + seed * 7 + (i >> 8)) & 0xFF for i in range(4096))
-    reps = size // len(block) + 1
-    return (block * reps)[:size]
-
-
-def numbered(i, size=16):
-    """A payload that starts with the decimal number ``i`` (10 digits)."""
-    head = b"%010d" % i
-    if size <= len(head):
-        return head
-    return head + pattern(size - len(head), seed=i)
-
-
-def number_of(data):
-    """The number encoded by ``numbered``, or None."""
-    head = bytes(data[:10])
-    if len(head) == 10 and head.isdigit():
-        return int(head)
-    return None
+PeerError = ChildError
 
 
 def record(msg):
@@ -74,7 +41,7 @@ def record(msg):
     return {
         "kind": "msg",
         "len": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": sha256(data),
         "header": bytes(msg.header).hex(),
         "serial": msg.serial,
         "identity": bytes(msg.identity).hex(),
@@ -85,141 +52,32 @@ def record(msg):
     }
 
 
-# --------------------------------------------------------------------------
-# controller used by the tests
-
-
-class PeerError(AssertionError):
-    pass
-
-
-class PeerProcess:
-    """Start ``peer.py`` in a child process and talk to it through its stdout.
-
-    Never blocks without a timeout; ``stop()`` always ends the child.
-    """
+class Peer(Child):
+    """``python -m support.peer MODE ARGS...`` started and READY."""
 
     def __init__(self, mode, *args, ready_timeout=20.0, env=None):
-        cmd = [sys.executable, "-u", SCRIPT, mode, *[str(a) for a in args]]
-        self.cmd = cmd
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            env=env,
-        )
-        self._lines = queue.Queue()
-        self._stderr = []
-        self._out_thread = threading.Thread(
-            target=self._pump, args=(self.proc.stdout, self._lines.put, True), daemon=True
-        )
-        self._err_thread = threading.Thread(
-            target=self._pump, args=(self.proc.stderr, self._stderr.append, False), daemon=True
-        )
-        self._out_thread.start()
-        self._err_thread.start()
-        self.port = None
+        super().__init__(python("support.peer", mode, *args), name=f"peer {mode}", env=env)
         try:
-            line = self.readline(ready_timeout)
-        except Exception:
-            self.stop()
+            self.port = int(self.expect_line("READY", ready_timeout)[0])
+        except BaseException:
+            self.close()
             raise
-        if not line.startswith("READY "):
-            self.stop()
-            raise PeerError(f"peer did not print READY but {line!r}; stderr:\n{self.stderr}")
-        self.port = int(line.split()[1])
-
-    @staticmethod
-    def _pump(stream, put, mark_eof):
-        try:
-            for line in stream:
-                put(line.rstrip("\n"))
-        except Exception:  # pragma: no cover - stream closed under us
-            pass
-        finally:
-            if mark_eof:
-                put(None)
 
     @property
     def address(self):
-        return ("127.0.0.1", self.port)
-
-    @property
-    def stderr(self):
-        return "\n".join(self._stderr)
-
-    def readline(self, timeout):
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise PeerError(
-                f"no output from peer within {timeout:.1f} s (cmd {self.cmd}); "
-                f"stderr:\n{self.stderr}"
-            ) from None
-        if line is None:
-            self._lines.put(None)  # keep EOF visible for later reads
-            rc = self.proc.wait(timeout=5)
-            raise PeerError(
-                f"peer exited (rc {rc}) before the expected output; stderr:\n{self.stderr}"
-            )
-        return line
+        return (LOCAL, self.port)
 
     def read_json(self, timeout, kind=None):
-        """Next JSON line (of the given kind), skipping anything else."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise PeerError(
-                    "no {} line from peer within {:.1f} s; stderr:\n{}".format(
-                        kind or "JSON", timeout, self.stderr
-                    )
-                )
-            line = self.readline(left)
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if kind is None or obj.get("kind") == kind:
-                return obj
+        """The next JSON line (of the given kind), skipping anything else."""
+        where = None if kind is None else (lambda obj: obj.get("kind") == kind)
+        return super().read_json(timeout, where, f"{kind or 'JSON'} line")
 
     def read_records(self, n, timeout):
-        """``n`` message records, within ``timeout`` seconds in total."""
+        """n message records, within timeout seconds in total."""
         deadline = time.monotonic() + timeout
-        out = []
-        while len(out) < n:
-            out.append(self.read_json(max(0.01, deadline - time.monotonic()), kind="msg"))
-        return out
-
-    def wait(self, timeout):
-        """Wait for the child to exit by itself; return its exit code."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise PeerError(
-                f"peer did not exit within {timeout:.1f} s; stderr:\n{self.stderr}"
-            ) from None
-
-    def stop(self):
-        """SIGTERM, then SIGKILL; always returns with the child gone."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-            except ProcessLookupError:
-                pass
-        for stream in (self.proc.stdout, self.proc.stderr):
-            try:
-                stream.close()
-            except Exception:
-                pass
-        return self.proc.returncode
+        return [
+            self.read_json(max(0.01, deadline - time.monotonic()), kind="msg") for _ in range(n)
+        ]
 
 
 # --------------------------------------------------------------------------
@@ -260,7 +118,7 @@ def _target(text):
 
 
 def _parse(argv):
-    p = argparse.ArgumentParser(prog="peer.py")
+    p = argparse.ArgumentParser(prog="python -m support.peer")
     p.add_argument("mode", choices=["echo", "sink", "send", "request"])
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--identity", default=None, help="hex, 16 bytes")
@@ -329,40 +187,43 @@ def main(argv=None):
     return rc
 
 
-def _run_echo(node, args):
+def _messages(node, count):
+    """Messages as they come until stopped, or until count (if > 0) were
+    taken; each is released once the caller is done with it."""
     n = 0
-    errors = 0
-    while not _stop.is_set() and (args.count <= 0 or n < args.count):
+    while not _stop.is_set() and (count <= 0 or n < count):
         try:
             msg = node.recv(timeout=0.2)
         except TimeoutError:
             continue
         try:
+            yield msg
+        finally:
+            msg.release()
+        n += 1
+
+
+def _run_echo(node, args):
+    n = 0
+    errors = 0
+    for msg in _messages(node, args.count):
+        n += 1
+        try:
             node.reply(msg, msg.data, header=msg.header)
         except Exception as exc:  # report, keep serving
             errors += 1
             _emit({"kind": "error", "op": "reply", "error": repr(exc)})
-        finally:
-            msg.release()
-        n += 1
     _emit({"kind": "done", "echoed": n, "errors": errors})
     return 0
 
 
 def _run_sink(node, args, log):
     n = 0
-    while not _stop.is_set() and (args.count <= 0 or n < args.count):
-        try:
-            msg = node.recv(timeout=0.2)
-        except TimeoutError:
-            continue
-        try:
-            _emit(record(msg), log)
-            if args.delay > 0:
-                _stop.wait(args.delay)
-        finally:
-            msg.release()
+    for msg in _messages(node, args.count):
         n += 1
+        _emit(record(msg), log)
+        if args.delay > 0:
+            _stop.wait(args.delay)
     _emit({"kind": "done", "received": n})
     return 0
 
