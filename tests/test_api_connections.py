@@ -111,10 +111,11 @@ def test_idle_incoming_connection_is_closed(node_factory):
 
 
 def _wait_frames(peer, done, timeout=5.0):
-    """((port, identity), frames) the raw peer got, once done(frames)."""
+    """((port, identity), frames) the raw peer got, once done(frames); the
+    capability frame is among them."""
     deadline = time.monotonic() + timeout
     while True:
-        hs, frames = wire.parse_stream(bytes(peer.received))
+        hs, frames = wire.parse_stream(bytes(peer.received), capabilities=True)
         if done(frames):
             return hs, frames
         assert time.monotonic() < deadline, frames
@@ -134,10 +135,14 @@ def test_noop_probe_before_message_after_idle(node_factory):
             peer, lambda fs: any(f["data"] == b"second" for f in fs)
         )
         assert (port, ident) == (node.port, node.identity)
+        cap, frames = frames[0], frames[1:]
+        assert wire.decode_capability(cap["identity"], cap["type"]) == (1, 0, 16)
+        assert cap["serial"] == 1
         kinds = [(f["type"], f["data"], f["serial"]) for f in frames]
-        assert kinds == [(0, b"first", 1), (wire.NOOP, b"", 2), (0, b"second", 3)]
+        assert kinds == [(0, b"first", 2), (wire.NOOP, b"", 3), (0, b"second", 4)]
         noop = frames[1]
         assert noop["header"] == b"" and noop["data"] == b""
+        assert wire.decode_capability(noop["identity"], noop["type"]) is None
     finally:
         peer.close()
 
@@ -148,9 +153,11 @@ def test_no_noop_when_busy(node_factory):
         node = node_factory(synchronous=False, timeout=0.2, reuse_time=4.0)
         for i in range(5):
             node.send(peer.address, b"m%d" % i)
-        _, frames = _wait_frames(peer, lambda fs: len(fs) >= 5)
+        _, frames = _wait_frames(peer, lambda fs: len(fs) >= 6)
+        assert wire.decode_capability(frames[0]["identity"], frames[0]["type"]) is not None
+        frames = frames[1:]
         assert [f["type"] for f in frames] == [0] * 5
-        assert [f["serial"] for f in frames] == [1, 2, 3, 4, 5]
+        assert [f["serial"] for f in frames] == [2, 3, 4, 5, 6]
         assert len({f["identity"] for f in frames}) == 5
     finally:
         peer.close()

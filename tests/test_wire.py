@@ -114,7 +114,7 @@ def test_capability_frame_layout() -> None:
     the tag, version 1, flags, the window, four zero bytes."""
     raw = _cap(7, 0x1234)
     ident = b"CHIRPCAP" + bytes([1, 0, 0x12, 0x34]) + bytes(4)
-    assert raw == ident + struct.pack(">IIHB", 7, 0, 0, lib.CH_MSG_NOOP)
+    assert raw == wire.header(ident, 7, 0, 0, lib.CH_MSG_NOOP)
     assert _decode_cap(raw) == (1, 0, 0x1234)
 
 
@@ -127,9 +127,16 @@ def test_capability_frame_round_trip(window: int, flags: int, serial: int) -> No
 def test_what_is_not_a_capability_frame() -> None:
     tag = b"CHIRPCAP" + bytes([1, 0, 0, 4]) + bytes(4)
     noop = lib.CH_MSG_NOOP
-    assert _decode_cap(tag + struct.pack(">IIHB", 1, 0, 0, lib.CH_MSG_ACK)) is None
+    assert _decode_cap(wire.header(tag, 1, 0, 0, lib.CH_MSG_ACK)) is None
     version0 = b"CHIRPCAP" + bytes([0, 0, 0, 4]) + bytes(4)
-    assert _decode_cap(version0 + struct.pack(">IIHB", 1, 0, 0, noop)) is None
-    assert _decode_cap(b"CHIRPCAx" + tag[8:] + struct.pack(">IIHB", 1, 0, 0, noop)) is None
-    assert _decode_cap(b"\x00" * 16 + struct.pack(">IIHB", 1, 0, 0, noop)) is None
-    assert _decode_cap(tag + struct.pack(">IIHB", 1, 1, 0, noop)) is None  # data
+    assert _decode_cap(wire.header(version0, 1, 0, 0, noop)) is None
+    assert _decode_cap(wire.header(b"CHIRPCAx" + tag[8:], 1, 0, 0, noop)) is None
+    assert _decode_cap(wire.header(bytes(16), 1, 0, 0, noop)) is None
+    assert _decode_cap(wire.header(tag, 1, 1, 0, noop)) is None  # data
+
+
+def test_the_test_codec_agrees_on_the_capability_frame() -> None:
+    """tests/support/wire.py writes and reads the frame as the core does."""
+    assert wire.capability(9, 300, flags=5) == _cap(9, 300, flags=5)
+    h = wire.decode_header(_cap(9, 0))
+    assert wire.decode_capability(h.identity, h.type) == (1, 0, 1)

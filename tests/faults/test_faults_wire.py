@@ -45,14 +45,18 @@ def _noop_scenario(node_factory):
     try:
         conn, fut = _connect(node, server, b"one")
         fut.result(timeout=2)
+        # First after the handshake: the capability frame, serial 1.
+        cap = wire.decode_header(conn.read_exact(wire.HEADER_SIZE))
+        assert wire.decode_capability(cap.identity, cap.type) == (1, 0, 16)
+        assert cap.serial == 1
         ident1, serial, typ, header, data = read_frame(conn)
-        assert (serial, typ, header, data) == (1, 0, b"", b"one")
+        assert (serial, typ, header, data) == (2, 0, b"", b"one")
 
         # Shortly after: no probe in front.
         time.sleep(0.2)
         node.send(server.address, b"two")
         _, serial, typ, _, data = read_frame(conn)
-        assert (serial, typ, data) == (2, 0, b"two")
+        assert (serial, typ, data) == (3, 0, b"two")
         t_last = time.monotonic()
 
         # Idle for more than 3/4 of reuse_time, less than the idle limit: a
@@ -65,10 +69,11 @@ def _noop_scenario(node_factory):
         raw = conn.read_exact(wire.HEADER_SIZE)
         ident, serial, dlen, hlen, typ = wire.decode_header(raw)
         assert typ == wire.NOOP, f"expected a NOOP before the message, got type {typ}: {raw!r}"
-        assert (dlen, hlen, serial) == (0, 0, 3)
+        assert (dlen, hlen, serial) == (0, 0, 4)
         assert ident != ident1
+        assert wire.decode_capability(ident, typ) is None, "a probe is a plain NOOP"
         _, serial, typ, _, data = read_frame(conn)
-        assert (serial, typ, data) == (4, 0, b"three"), "the serial counts the NOOP too"
+        assert (serial, typ, data) == (5, 0, b"three"), "the serial counts the NOOP too"
 
         # Idle past the limit: the node closes the connection.
         waited = conn.wait_eof(timeout=IDLE_LIMIT + 3)

@@ -15,7 +15,7 @@ from support import wire
 from support.net import LOCAL
 from support.nodes import NodeFactory, addr, assert_no_message, roundtrip
 from support.payloads import pattern
-from support.raw import connect, recv_exact, send_quietly, wait_closed
+from support.raw import connect, read_header, recv_exact, send_quietly, wait_closed
 from support.waits import run_in_thread
 from support.wire import ACK, NOOP, REQ_ACK
 
@@ -192,16 +192,19 @@ def test_byte_by_byte_handshake_and_message(server, client):
         assert msg.remote_identity == RAW_ID
         assert msg.port == raw_port  # from the handshake, not the TCP port
         assert msg.address == LOCAL
-        # the node's handshake
+        # the node's handshake, then its capability frame (serial 1)
         port, node_ident = wire.decode_handshake(recv_exact(s, 18))
         assert port == server.port and node_ident == server.identity
+        cap = wire.decode_header(recv_exact(s, 27))
+        assert wire.decode_capability(cap.identity, cap.type) == (1, 0, 16)
+        assert cap.serial == 1
         msg.release()
         ack = wire.decode_header(recv_exact(s, 27))
         ack_ident, ack_serial, ack_dlen, ack_hlen, ack_type = ack
         assert ack_ident == ident
         assert ack_type == ACK
         assert ack_dlen == 0 and ack_hlen == 0
-        assert ack_serial == 1  # the first message the node writes to us
+        assert ack_serial == 2  # the second frame the node writes to us
         # a second message is accepted on the same connection
         ident2 = wire.new_identity()
         s.sendall(wire.message(ident2, serial + 1, b"second", b"", REQ_ACK))
@@ -209,7 +212,7 @@ def test_byte_by_byte_handshake_and_message(server, client):
         assert msg2.data == b"second" and msg2.identity == ident2
         msg2.release()
         ack2 = wire.decode_header(recv_exact(s, 27))
-        assert ack2[0] == ident2 and ack2[4] == ACK and ack2[1] == 2
+        assert ack2[0] == ident2 and ack2[4] == ACK and ack2[1] == 3
     finally:
         s.close()
     assert_still_serves(server, client)
@@ -220,6 +223,8 @@ def test_no_ack_without_req_ack(server):
     try:
         s.sendall(handshake() + wire.message(wire.new_identity(), 1, b"no ack please"))
         recv_exact(s, 18)  # node handshake
+        cap = wire.decode_header(recv_exact(s, 27))  # and capability frame
+        assert wire.decode_capability(cap.identity, cap.type) is not None
         msg = server.recv(timeout=5.0)
         msg.release()
         s.settimeout(0.5)
@@ -278,9 +283,9 @@ def test_reply_reuses_incoming_connection(server):
         assert msg.port == raw_port
         msg.release()
         t, box = run_in_thread(server.reply, msg, b"answer", header=b"a")
-        rid, rserial, rdlen, rhlen, rtype = wire.decode_header(recv_exact(s, 27))
+        rid, rserial, rdlen, rhlen, rtype = read_header(s)
         assert rid == ident
-        assert rserial == 1
+        assert rserial == 2  # after the capability frame
         assert rtype & REQ_ACK, "synchronous node asks for an ACK"
         assert rtype & (ACK | NOOP) == 0
         assert recv_exact(s, rhlen + rdlen) == b"a" + b"answer"
@@ -550,13 +555,13 @@ def test_second_connection_for_same_remote_becomes_current(node_factory):
         assert m2.data == b"from r2" and m2.remote_identity == b"2" * 16
         assert m1.port == m2.port == 40100
         m1.release()
-        ack1 = wire.decode_header(recv_exact(r1, 27))
+        ack1 = read_header(r1)
         assert ack1[0] == id1 and ack1[4] == ACK
         m2.release()
-        ack2 = wire.decode_header(recv_exact(r2, 27))
+        ack2 = read_header(r2)
         assert ack2[0] == id2 and ack2[4] == ACK
         node.reply(m1, b"answer")
-        rid, _, dlen, hlen, rtype = wire.decode_header(recv_exact(r2, 27))
+        rid, _, dlen, hlen, rtype = read_header(r2)
         assert rid == id1 and rtype == 0
         assert recv_exact(r2, dlen + hlen) == b"answer"
     finally:

@@ -10,6 +10,7 @@ Run:  python -m pytest -q tests/interop
 import threading
 
 import pytest
+from support import raw, wire
 from support.net import LOCAL
 from support.payloads import digest_payload, sha256
 
@@ -100,6 +101,33 @@ def test_chirp_send_async_concurrent_to_libchirp_sink(
     for ev in evs:
         assert ev["port"] == node.port and ev["remote_identity"] == node.identity.hex()
     assert peer.wait(20) == 0, peer.describe()
+
+
+@pytest.mark.parametrize("lc_sync", [True, False], ids=["lc_sync", "lc_async"])
+def test_libchirp_accepts_and_ignores_the_capability_frame(libchirp_peer, lc_sync):
+    """What a chirp node writes first (its handshake, then the capability
+    frame), written by hand to libchirp 1.2.1, then three messages: every
+    message is delivered (the frame is not), each one asking for an ACK is
+    acknowledged, and the connection stays open.  (Every other interop test
+    runs over connections that start with the frame too, TLS included.)"""
+    peer = libchirp_peer("sink", "--count", 3, "--wait", 30, synchronous=lc_sync)
+    s = raw.connect(peer.port)
+    try:
+        s.sendall(wire.handshake(40999, b"C" * 16) + wire.capability(1, 16))
+        port, _ = wire.decode_handshake(raw.recv_exact(s, wire.HANDSHAKE_SIZE))
+        assert port == peer.port
+        for i in range(3):
+            mid = wire.new_identity()
+            s.sendall(wire.message(mid, i + 2, b"m%d" % i, b"", wire.REQ_ACK if lc_sync else 0))
+            if lc_sync:
+                ack = raw.read_header(s, timeout=10)
+                assert (ack.type, ack.identity) == (wire.ACK, mid)
+        events = peer.events(3, "recv")
+        assert [bytes.fromhex(e["data_hex"]) for e in events] == [b"m0", b"m1", b"m2"]
+        assert all(e["remote_identity"] == (b"C" * 16).hex() for e in events)
+        assert not raw.is_closed_now(s)
+    finally:
+        s.close()
 
 
 def test_chirp_identity_seen_by_libchirp(node_factory, libchirp_peer):

@@ -58,9 +58,20 @@ def recv_exact(sock: socket.socket, n: int, timeout: float = 5.0) -> bytes:
     return buf
 
 
+def read_header(sock: socket.socket, timeout: float = 5.0) -> wire.Header:
+    """The next header off the wire, passing over capability frames (a
+    chirp node writes one after its handshake; a libchirp peer ignores
+    it, and so do the raw peers here)."""
+    while True:
+        h = wire.decode_header(recv_exact(sock, wire.HEADER_SIZE, timeout))
+        if wire.decode_capability(h.identity, h.type) is None:
+            return h
+
+
 def read_message(sock: socket.socket, timeout: float = 5.0) -> tuple[wire.Header, bytes, bytes]:
-    """One message off the wire: (its decoded header, header bytes, data)."""
-    h = wire.decode_header(recv_exact(sock, wire.HEADER_SIZE, timeout))
+    """One message off the wire (capability frames passed over): (its
+    decoded header, header bytes, data)."""
+    h = read_header(sock, timeout)
     header = recv_exact(sock, h.header_len, timeout) if h.header_len else b""
     data = recv_exact(sock, h.data_len, timeout) if h.data_len else b""
     return h, header, data

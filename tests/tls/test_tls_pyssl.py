@@ -2,8 +2,8 @@
 DHE cipher (served by dh_params_pem), TLS 1.3, and clients that must be
 refused (TLS 1.1, no client certificate, a certificate from another CA).
 After a good handshake the wire protocol runs inside TLS: the node's
-18-byte chirp handshake comes first, then our handshake and messages reach
-the node."""
+18-byte chirp handshake comes first, then its capability frame, and our
+handshake and messages reach the node."""
 
 import pytest
 
@@ -23,6 +23,8 @@ def test_tls_client_speaks_chirp(scenario, variant):
     assert d["data_ok"] and d["header_ok"], d
     assert d["identity_ok"] and d["remote_identity_ok"], d
     assert d["port"] == 4321, d  # the port from our handshake, not the TCP port
+    # the node's capability frame (version 1, its window of 16), inside TLS
+    assert r["capability"] == [1, 0, 16], r
     # a REQ_ACK message is acknowledged (type ACK, no payload, same identity)
     assert r["second_ok"], r
     assert r["ack"] == {"identity_ok": True, "type": 2, "len": 0}, r

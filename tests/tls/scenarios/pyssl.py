@@ -65,6 +65,9 @@ def run(p):
                 s.sendall(wire.message(b"N" * 16, 2, b"abc", b"", wire.REQ_ACK))
                 m2 = b.recv(timeout=5)
                 out["second_ok"] = bytes(m2.data) == b"abc"
+                # first the node's capability frame, then the ACK
+                cap = wire.decode_header(recv_exact(s, wire.HEADER_SIZE))
+                out["capability"] = wire.decode_capability(cap.identity, cap.type)
                 ack = recv_exact(s, wire.HEADER_SIZE)
                 ident2, _serial, dlen, hlen, typ = wire.decode_header(ack)
                 out["ack"] = {"identity_ok": ident2 == b"N" * 16, "type": typ, "len": dlen + hlen}
