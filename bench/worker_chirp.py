@@ -34,6 +34,8 @@ def _chirp_node(spec: dict, **extra: object):
         opts["disable_encryption"] = True
     if spec.get("timeout"):
         opts["timeout"] = float(spec["timeout"])
+    if spec.get("identity"):
+        opts["identity"] = bytes.fromhex(spec["identity"])
     opts.update(extra)
     return chirp.Node(**opts)
 

@@ -118,8 +118,8 @@ def test_out_of_order_release_acknowledges_the_right_send(node_factory, identity
     completes exactly that send.  All three are in flight at once: the
     receiver's capability frame opened the window (whatever the sender's
     identity)."""
-    rx = node_factory(synchronous=False, max_slots=N, auto_release=False)
-    tx = node_factory(synchronous=True, timeout=20.0, identity=identity)
+    rx = node_factory(synchronous=False, max_slots=N, auto_release=False, identity=identity)
+    tx = node_factory(synchronous=True, timeout=20.0, identity=identity and identity[::-1])
     futs = [tx.send_async(addr(rx), numbered(i)) for i in range(3)]
     held = _drain(rx, quiet=1.0)
     assert len(held) == 3, f"{len(held)} in flight: the window did not open"
