@@ -110,7 +110,9 @@ def test_libchirp_accepts_and_ignores_the_capability_frame(libchirp_peer, lc_syn
     message is delivered (the frame is not), each one asking for an ACK is
     acknowledged, and the connection stays open.  (Every other interop test
     runs over connections that start with the frame too, TLS included.)"""
-    peer = libchirp_peer("sink", "--count", 3, "--wait", 30, synchronous=lc_sync)
+    # It waits for a fourth message, so it is still there (and the
+    # connection open) when the test looks.
+    peer = libchirp_peer("sink", "--count", 4, "--wait", 30, synchronous=lc_sync)
     s = raw.connect(peer.port)
     try:
         s.sendall(wire.handshake(40999, b"C" * 16) + wire.capability(1, 16))
