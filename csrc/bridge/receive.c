@@ -90,7 +90,8 @@ static ch_message_t *inbox_copy(ch_recvq_t *rq, const ch_message_t *m)
     c = ch_inbox_alloc(&rq->inbox, sizeof(*c) + body);
     if (c == NULL)
         return NULL;
-    *c = *m; /* the public fields; the private ones are never used */
+    *c = *m; /* the public fields count; nobody reads a copy's private ones
+              * (it never goes back to the core: ch_inbox_holds tells) */
     p = (uint8_t *)(c + 1);
     if (m->header_len > 0)
         memcpy(p, m->header, m->header_len);
@@ -98,8 +99,6 @@ static ch_message_t *inbox_copy(ch_recvq_t *rq, const ch_message_t *m)
         memcpy(p + m->header_len, m->data, m->data_len);
     c->header = p;
     c->data = p + m->header_len;
-    c->conn_ = NULL;
-    c->buf_ = NULL;
     return c;
 }
 
