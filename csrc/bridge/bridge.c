@@ -141,6 +141,7 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         snprintf(err, errlen, "out of memory");
         return CH_ENOMEM;
     }
+    b->linger = -1;
     uv_mutex_init(&b->mu);
     if (uv_loop_init(&b->loop) != 0) {
         uv_mutex_destroy(&b->mu);
@@ -159,6 +160,8 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
     if (rc == CH_OK)
         rc = ch_node_new(&b->loop, config, ch_recv_message, b, &b->node, err,
                          errlen);
+    if (rc == CH_OK)
+        ch_node_set_warn(b->node, ch_loop_warn);
     if (rc == CH_OK && (rc = ch_loop_handles_init(b)) < 0) {
         snprintf(err, errlen, "wake-up poll: %s", uv_strerror(rc));
         rc = CH_ENOMEM;
@@ -170,6 +173,11 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
     }
     if (rc == CH_OK) {
         b->spin_ns = (uint64_t)config->spin_us * 1000u;
+        /* Late replies to requests given up on are dropped for a while:
+         * ten times the timeout, a minute at least. */
+        b->reqs.drop_ns = (uint64_t)(config->timeout * 10e9);
+        if (b->reqs.drop_ns < 60000000000ull)
+            b->reqs.drop_ns = 60000000000ull;
         b->port = ch_node_port(b->node);
         memcpy(b->identity, ch_node_identity(b->node), CH_ID_SIZE);
         rc = uv_thread_create(&b->thread, ch_loop_main, b);
@@ -192,16 +200,73 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
 
 void ch_bridge_close(ch_bridge_t *b)
 {
-    int join;
+    ch_bridge_shutdown(b, -1);
+}
+
+int ch_bridge_losses(ch_bridge_t *b, char *text, size_t len)
+{
+    const ch_losses_t *l = &b->losses;
+    size_t off = 0, shown = 0;
+    int i;
+    if (len > 0)
+        text[0] = '\0';
+    for (i = 0; i < l->ndests && off < len; i++) {
+        char who[96];
+        ch_format_address(l->dest[i].ip_protocol, l->dest[i].address, who,
+                          sizeof(who));
+        off += (size_t)snprintf(
+            text + off, len - off,
+            l->dest[i].ip_protocol == 6 ? "%s%zu to [%s]:%u (%s)"
+                                        : "%s%zu to %s:%u (%s)",
+            i > 0 ? ", " : "", l->count[i], who, (unsigned)l->dest[i].port,
+            ch_strerror(l->status[i]));
+        shown += l->count[i];
+    }
+    if (shown < l->total && off < len)
+        snprintf(text + off, len - off, ", %zu to others",
+                 l->total - shown);
+    return (int)l->total;
+}
+
+void ch_bridge_close_start(ch_bridge_t *b, double linger)
+{
     uv_mutex_lock(&b->mu);
-    join = b->started;
-    b->started = 0;
+    if (!b->closing) {
+        b->linger = linger;
+    } else if (linger >= 0 && (b->linger < 0 || linger < b->linger)) {
+        b->linger = linger;
+        b->linger_changed = 1;
+    }
     b->closing = 1;
-    if (join)
+    if (b->started)
         ch_wake_now(b);
     uv_mutex_unlock(&b->mu);
+}
+
+int ch_bridge_close_wait(ch_bridge_t *b, int timeout_ms)
+{
+    int join;
+    uv_mutex_lock(&b->mu);
+    if (b->started) {
+        /* The loop thread ends with closed set and the receivers woken. */
+        uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+        while (!b->closed) {
+            uint64_t now = uv_hrtime();
+            if (timeout_ms < 0) {
+                uv_cond_wait(&b->rq.cv, &b->mu);
+            } else if (now >= deadline) {
+                uv_mutex_unlock(&b->mu);
+                return CH_EAGAIN;
+            } else {
+                uv_cond_timedwait(&b->rq.cv, &b->mu, deadline - now);
+            }
+        }
+    }
+    join = b->started;
+    b->started = 0;
+    uv_mutex_unlock(&b->mu);
     if (!join)
-        return;
+        return CH_OK;
     uv_thread_join(&b->thread);
     /* The loop is done: its fds go now, the memory with ch_bridge_free
      * (other threads may still call in and get CH_ECLOSED).  Nothing
@@ -213,6 +278,13 @@ void ch_bridge_close(ch_bridge_t *b)
     uv_mutex_unlock(&b->mu);
     if (uv_loop_close(&b->loop) == 0)
         b->loop_closed = 1;
+    return CH_OK;
+}
+
+void ch_bridge_shutdown(ch_bridge_t *b, double linger)
+{
+    ch_bridge_close_start(b, linger);
+    ch_bridge_close_wait(b, -1);
 }
 
 void ch_bridge_free(ch_bridge_t *b)

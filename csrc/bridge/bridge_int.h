@@ -128,7 +128,9 @@ typedef struct ch_events {
 /* ------------------------------------------------------------- requests */
 
 /* A request whose reply is awaited, or was given up on (dropped: its late
- * reply is released, not received; the most recent CH_DROPPED kept). */
+ * reply is released, not received).  Dropped entries are kept for
+ * drop_ns, CH_DROPPED at most (the oldest go first): a reply later than
+ * that is received as a message. */
 typedef struct ch_req {
     ch_link_t hlink; /* its bucket */
     ch_link_t dlink; /* the dropped list, once given up */
@@ -136,14 +138,16 @@ typedef struct ch_req {
     uint64_t token;
     ch_wait_t *waiter; /* a thread waits for the reply; NULL: an event */
     int dropped;
+    uint64_t dropped_at; /* uv_hrtime() when given up */
 } ch_req_t;
 
-#define CH_DROPPED 32
+#define CH_DROPPED 65536
 
 typedef struct ch_reqtab {
     ch_htable_t table; /* [mu] ch_req_t by identity */
     size_t pending;    /* [mu] entries not dropped */
     ch_list_t dropped; /* [mu] oldest first */
+    uint64_t drop_ns;  /* [fixed] how long a dropped entry is kept */
     uv_cond_t cv;      /* waiters (ch_wait_t) sleep on it */
 } ch_reqtab_t;
 
@@ -157,6 +161,19 @@ typedef struct ch_recvq {
     int fd_signaled;    /* [mu] */
     uv_cond_t cv;       /* receivers sleep on it */
 } ch_recvq_t;
+
+/* ---------------------------------------------------------------- losses */
+
+/* Sends that failed once closing had begun, by destination (the first
+ * CH_LOSS_DESTS; the others are counted in total only). */
+#define CH_LOSS_DESTS 8
+typedef struct ch_losses {
+    size_t total;
+    int ndests;
+    ch_dest_t dest[CH_LOSS_DESTS];
+    size_t count[CH_LOSS_DESTS];
+    int status[CH_LOSS_DESTS]; /* the first failure's */
+} ch_losses_t;
 
 /* ------------------------------------------------------------ the bridge */
 
@@ -172,6 +189,12 @@ struct ch_bridge {
     int closing;              /* [mu] close requested: no new work */
     int closed;               /* [mu] the loop finished */
     int loop_closed;          /* ch_bridge_close closed the loop */
+    double linger;            /* [mu] of the close; < 0: the node's */
+    int linger_changed;       /* [mu] a shorter linger came meanwhile */
+    ch_losses_t losses;       /* [loop] sends failed after closing began */
+    int close_begun;          /* [loop] the node is closing */
+    int warnings;             /* [mu] CH_EV_WARNING events waiting */
+    int warnings_dropped;     /* [mu] not queued: too many waiting */
     int parts;                /* of the parts below, how many are ready */
     ch_wake_t wake;
     ch_cmds_t cmds;
@@ -267,6 +290,8 @@ void ch_recvq_signal(ch_bridge_t *b);
 
 /* loop.c, [loop] */
 void ch_loop_main(void *arg);
+/* The node's ch_warn_cb: a CH_EV_WARNING event. */
+void ch_loop_warn(ch_node_t *node, int status, const char *detail);
 /* The callbacks of a command's send and of a batch's sends. */
 void ch_send_done(ch_send_t *s, int status, const char *detail);
 void ch_batch_done(ch_send_t *s, int status, const char *detail);

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
 #include <stdio.h>
+#include <string.h>
 
 #include "bridge/bridge_int.h"
 #include "util/alloc.h"
@@ -49,6 +50,30 @@ static void recycle(ch_bridge_t *b, ch_sendcmd_t *sc)
     ch_list_push(&c->spare, &sc->cmd.link);
 }
 
+/* A send failed after closing began: count it by destination. */
+static void lost(ch_bridge_t *b, const ch_send_t *s, int status)
+{
+    ch_losses_t *l = &b->losses;
+    int i;
+    l->total++;
+    for (i = 0; i < l->ndests; i++) {
+        ch_dest_t *d = &l->dest[i];
+        if (d->port == s->port && d->ip_protocol == s->ip_protocol &&
+            memcmp(d->address, s->address, 16) == 0) {
+            l->count[i]++;
+            return;
+        }
+    }
+    if (l->ndests < CH_LOSS_DESTS) {
+        i = l->ndests++;
+        l->dest[i].ip_protocol = s->ip_protocol;
+        memcpy(l->dest[i].address, s->address, 16);
+        l->dest[i].port = s->port;
+        l->count[i] = 1;
+        l->status[i] = status;
+    }
+}
+
 void ch_send_done(ch_send_t *s, int status, const char *detail)
 {
     ch_sendcmd_t *sc = s->user_data;
@@ -56,6 +81,8 @@ void ch_send_done(ch_send_t *s, int status, const char *detail)
     int is_req = (sc->flags & CH_SEND_REQUEST) != 0;
     int free_it = 1;
     b->activity++;
+    if (status != CH_OK && b->close_begun)
+        lost(b, s, status);
     if (status == CH_OK && sc->cmd.kind == CH_CMD_SEND && !is_req) {
         /* The common case: a queued send written or acknowledged. */
         stage_ok(b, sc->token);
@@ -91,6 +118,8 @@ void ch_batch_done(ch_send_t *s, int status, const char *detail)
     ch_batch_t *batch = s->user_data;
     ch_bridge_t *b = batch->bridge;
     b->activity++;
+    if (status != CH_OK && b->close_begun)
+        lost(b, s, status);
     if (status != CH_OK && batch->nfailed++ == 0) {
         batch->status = status;
         snprintf(batch->detail, CH_DETAIL_SIZE, "%s", detail ? detail : "");
@@ -100,7 +129,8 @@ void ch_batch_done(ch_send_t *s, int status, const char *detail)
     uv_mutex_lock(&b->mu);
     if (batch->nfailed > 0) {
         char why[CH_DETAIL_SIZE];
-        snprintf(why, sizeof(why), "%d of %d messages failed, the first: %.200s",
+        snprintf(why, sizeof(why),
+                 "%d of %d messages failed, the first: %.200s",
                  batch->nfailed, batch->nsends, batch->detail);
         ch_events_push(b, CH_EV_SEND, batch->status, batch->token, NULL, why);
     } else {
@@ -137,6 +167,26 @@ static void on_node_closed(ch_node_t *node)
     ch_loop_handles_close(b);
 }
 
+void ch_loop_warn(ch_node_t *node, int status, const char *detail)
+{
+    ch_bridge_t *b = ch_node_user_data(node);
+    uv_mutex_lock(&b->mu);
+    if (b->warnings < CH_WARNINGS && ch_events_reserve(b, 1) == CH_OK) {
+        char text[CH_DETAIL_SIZE];
+        if (b->warnings_dropped > 0)
+            snprintf(text, sizeof(text), "%.200s (and %d more not shown)",
+                     detail, b->warnings_dropped);
+        else
+            snprintf(text, sizeof(text), "%s", detail);
+        b->warnings_dropped = 0;
+        b->warnings++;
+        ch_events_push(b, CH_EV_WARNING, status, 0, NULL, text);
+    } else {
+        b->warnings_dropped++;
+    }
+    uv_mutex_unlock(&b->mu);
+}
+
 /* A send the node would not take: its callback reports why. */
 static void refused(ch_send_t *s, int rc)
 {
@@ -170,6 +220,8 @@ typedef struct taken {
     ch_list_t cmds;
     ch_list_t rels;
     int closing;
+    double linger;
+    int linger_changed;
 } taken_t;
 
 /* Take the queued commands and releases; [mu]. */
@@ -180,6 +232,9 @@ static void take(ch_bridge_t *b, taken_t *t)
     ch_list_move(&t->cmds, &b->cmds.queue);
     ch_list_move(&t->rels, &b->cmds.rels);
     t->closing = b->closing;
+    t->linger = b->linger;
+    t->linger_changed = b->linger_changed;
+    b->linger_changed = 0;
 }
 
 /* Carry out what was taken, without the lock: all the releases, then all
@@ -195,8 +250,13 @@ static void run(ch_bridge_t *b, taken_t *t)
     while ((l = ch_list_pop(&t->cmds)) != NULL)
         run_command(b, CH_CONTAINER_OF(l, ch_cmd_t, link));
     ch_node_uncork(b->node);
-    if (t->closing)
+    if (t->closing && !b->close_begun) {
+        b->close_begun = 1;
+        ch_node_set_linger(b->node, t->linger);
         ch_node_close(b->node, on_node_closed);
+    } else if (t->closing && t->linger_changed) {
+        ch_node_set_linger(b->node, t->linger); /* shortens the linger */
+    }
 }
 
 /* Drain the queues (on a wake-up, and on every look while spinning).

@@ -97,8 +97,21 @@ static void forget(ch_bridge_t *b, ch_req_t *req)
     ch_free(req);
 }
 
-/* Give up on a pending request: a reply that comes later is dropped.  The
- * oldest dropped entry goes when there are too many. */
+/* Forget dropped entries that are too old, or too many. */
+static void expire_dropped(ch_bridge_t *b, uint64_t now)
+{
+    ch_reqtab_t *t = &b->reqs;
+    ch_link_t *l;
+    while ((l = ch_list_first(&t->dropped)) != NULL) {
+        ch_req_t *oldest = CH_CONTAINER_OF(l, ch_req_t, dlink);
+        if (t->dropped.len <= CH_DROPPED &&
+            now - oldest->dropped_at < t->drop_ns)
+            return;
+        forget(b, oldest);
+    }
+}
+
+/* Give up on a pending request: a reply that comes later is dropped. */
 static void drop(ch_bridge_t *b, ch_req_t *req)
 {
     ch_reqtab_t *t = &b->reqs;
@@ -106,10 +119,10 @@ static void drop(ch_bridge_t *b, ch_req_t *req)
         ch_events_unreserve(b, 1);
     req->dropped = 1;
     req->waiter = NULL;
+    req->dropped_at = uv_hrtime();
     t->pending--;
     ch_list_push(&t->dropped, &req->dlink);
-    if (t->dropped.len > CH_DROPPED)
-        forget(b, CH_CONTAINER_OF(ch_list_first(&t->dropped), ch_req_t, dlink));
+    expire_dropped(b, req->dropped_at);
 }
 
 void ch_requests_send_failed(ch_bridge_t *b,
@@ -126,6 +139,8 @@ int ch_requests_match(ch_bridge_t *b, ch_message_t *msg)
     ch_wait_t *w;
     if (b->reqs.table.count == 0)
         return CH_REPLY_NONE;
+    if (!ch_list_empty(&b->reqs.dropped))
+        expire_dropped(b, uv_hrtime());
     req = find(&b->reqs, msg->identity);
     if (req == NULL)
         return CH_REPLY_NONE;

@@ -81,9 +81,12 @@ static int check_option(const ch_config_t *c, const ch_option_t *o,
     }
     case CH_OPT_SECONDS: {
         double v = *(const double *)(const void *)p;
-        if (!(v > o->lo) || v > o->hi) /* also refuses NaN */
-            FAIL("%s must be > %g and <= %g seconds, got %g", o->name, o->lo,
-                 o->hi, v);
+        if ((o->flags & CH_OPT_UNSET) && v < 0)
+            break;
+        if (!(v == 0 && zero_ok) && (!(v > o->lo) || v > o->hi))
+            FAIL("%s must be %s %g and <= %g seconds, got %g", o->name,
+                 zero_ok && o->lo == 0 ? ">=" : ">", o->lo, o->hi,
+                 v); /* also refuses NaN */
         break;
     }
     case CH_OPT_BOOL: {

@@ -32,12 +32,13 @@ void ch_conns_init(ch_conns_t *cs)
     cs->open_handles = 0;
 }
 
+/* The peer as "address:port": its listening port once known (from the
+ * handshake, or the one we connected to), else the TCP source port. */
 static void describe(ch_conn_t *c, char *out, size_t len)
 {
     ch_addr_describe(c->ip_protocol, c->address,
-                     c->outgoing && c->remote ? c->remote->port
-                                              : c->peer_port,
-                     out, len);
+                     c->remote != NULL ? c->remote->port : c->peer_port, out,
+                     len);
 }
 
 /* One allocation per connection: struct, slots, write vector, (TLS) its
@@ -166,6 +167,10 @@ void ch_conn_close(ch_conn_t *c, int status, const char *detail)
         else if (r->conn != NULL)
             ch_conn_flush(r->conn);
     }
+    if (cs->on_warn != NULL &&
+        (status == CH_EPROTO || status == CH_EMSGSIZE || status == CH_ETLS ||
+         status == CH_ENOMEM))
+        cs->on_warn(cs->node, status, c->close_detail);
     if (cs->closing)
         cs->on_closing(cs);
 }
@@ -442,7 +447,7 @@ void ch_conns_tick(ch_conns_t *cs, uint64_t now)
             next = next_conn(cs, c);
             if (c->draining && c->state != CH_CS_CLOSING &&
                 now >= cs->drain_deadline)
-                ch_conn_close(c, CH_ECLOSED, "node closed");
+                ch_conn_close(c, CH_ECLOSED, cs->close_detail);
         }
         return;
     }
@@ -453,20 +458,21 @@ void ch_conns_tick(ch_conns_t *cs, uint64_t now)
     }
 }
 
-void ch_conns_close(ch_conns_t *cs)
+void ch_conns_close(ch_conns_t *cs, const char *detail, uint64_t drain_ms)
 {
     ch_conn_t *c, *next;
     cs->closing = 1;
-    cs->drain_deadline = uv_now(cs->loop) + cs->timeout_ms;
-    /* ACKs of released messages still go out (bounded by the timeout),
-     * so a synchronous sender learns that they were delivered. */
+    cs->drain_deadline = uv_now(cs->loop) + drain_ms;
+    snprintf(cs->close_detail, sizeof(cs->close_detail), "%s", detail);
+    /* ACKs of released messages still go out (bounded), so a synchronous
+     * sender learns that they were delivered. */
     for (c = conn_of(ch_list_first(&cs->all)); c != NULL; c = next) {
         next = next_conn(cs, c);
-        if (c->state == CH_CS_READY &&
+        if (drain_ms > 0 && c->state == CH_CS_READY &&
             (c->writing || !ch_list_empty(&c->acks)))
             c->draining = 1;
         else
-            ch_conn_close(c, CH_ECLOSED, "node closed");
+            ch_conn_close(c, CH_ECLOSED, cs->close_detail);
     }
 }
 

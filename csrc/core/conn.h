@@ -42,6 +42,8 @@ struct ch_conns {
      * (the application releases the message). */
     ch_recv_cb on_msg;
     ch_node_t *node;
+    /* A connection was cut for a reason worth a warning (or NULL). */
+    ch_warn_cb on_warn;
     /* A connection's handle closed (open_handles went down by one). */
     void (*on_handle_closed)(ch_conns_t *cs);
     /* While closing: a connection began to close. */
@@ -53,6 +55,7 @@ struct ch_conns {
     int closing;
     int open_handles;
     uint64_t drain_deadline;
+    char close_detail[CH_DETAIL_SIZE]; /* why what is left fails */
 };
 
 /* Before the first connection (after the owner's block is filled). */
@@ -71,9 +74,10 @@ void ch_conns_uncork(ch_conns_t *cs);
 void ch_conn_release(ch_message_t *msg);
 /* The timer: send timeouts, connect, handshake and idle timeouts. */
 void ch_conns_tick(ch_conns_t *cs, uint64_t now);
-/* The node closes: connections with ACKs to write drain them (until the
- * timeout), the others close now. */
-void ch_conns_close(ch_conns_t *cs);
+/* The node closes: connections with ACKs to write (or a write in
+ * progress) drain them for up to drain_ms, the others close now; what
+ * still waits for an ACK fails with detail. */
+void ch_conns_close(ch_conns_t *cs, const char *detail, uint64_t drain_ms);
 /* 1 when every connection is closing. */
 int ch_conns_all_closing(const ch_conns_t *cs);
 /* Free every connection (the node is freed; handles are closed). */

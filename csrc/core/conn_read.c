@@ -141,6 +141,8 @@ static void capability(ch_conn_t *c, const ch_cap_t *cap)
     if (window > c->cs->cfg->max_inflight)
         window = c->cs->cfg->max_inflight;
     c->peer_window = window;
+    /* The remote's, not the connection's: a new connection to it knows. */
+    ch_remote_set_max_msg_size(c->remote, cap->max_msg_size);
     ch_conn_flush(c);
 }
 
@@ -207,8 +209,16 @@ static int process(ch_conn_t *c)
             break;
         default: {
             char why[CH_DETAIL_SIZE];
-            snprintf(why, sizeof(why), "protocol error: %s",
-                     rd->why ? rd->why : "bad input");
+            if (rd->error == CH_EMSGSIZE)
+                snprintf(why, sizeof(why),
+                         "refused a message of %llu bytes: max_msg_size is "
+                         "%lu",
+                         (unsigned long long)rd->hdr.header_len +
+                             rd->hdr.data_len,
+                         (unsigned long)rd->max_msg_size);
+            else
+                snprintf(why, sizeof(why), "protocol error: %s",
+                         rd->why ? rd->why : "bad input");
             ch_conn_close(c, rd->error == CH_EMSGSIZE ? CH_EMSGSIZE
                                                       : CH_EPROTO,
                           why);

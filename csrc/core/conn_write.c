@@ -1,7 +1,7 @@
 /* core/conn_write.c - a connection's writer: coalesced writes (the
  * capability frame, ACKs, a NOOP probe and queued messages in one
  * uv_write), acknowledgement tracking and the send timeouts of messages
- * in flight.  Every send ends in exactly one ch_send_complete().  Loop
+ * in flight.  Every send ends in exactly one ch_remote_complete().  Loop
  * thread only. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/conn_int.h"
+#include "util/addr.h"
 #include "wire/wire.h"
 
 static void on_write(uv_write_t *req, int status);
@@ -46,12 +47,44 @@ static void finish_inflight(ch_conn_t *c, ch_send_t *s, int status,
     ch_remote_inflight_remove(s->remote_, s);
     if (c != NULL)
         c->inflight--;
-    ch_send_complete(s, status, detail);
+    ch_remote_complete(s, status, detail);
 }
 
 static int close_status(const ch_conn_t *c)
 {
     return c->close_status == CH_OK ? CH_ECONN : c->close_status;
+}
+
+/* A message bigger than the peer's announced max_msg_size: CH_EMSGSIZE
+ * with a detail naming both sizes and the peer; else status, detail. */
+static int too_big(const ch_conn_t *c, const ch_send_t *s, int status,
+                   const char **detail, char *buf, size_t len)
+{
+    uint64_t size = (uint64_t)s->header_len + s->data_len;
+    uint32_t max = c->remote->max_msg_size;
+    char who[96];
+    if (max == 0 || size <= max)
+        return status;
+    ch_addr_describe(c->ip_protocol, c->address, c->remote->port, who,
+                     sizeof(who));
+    snprintf(buf, len,
+             "message of %llu bytes exceeds the max_msg_size of %lu that "
+             "%s announced",
+             (unsigned long long)size, (unsigned long)max, who);
+    *detail = buf;
+    return CH_EMSGSIZE;
+}
+
+/* A send the connection's failure ends: why, as precise as we know. */
+static void fail_send(ch_conn_t *c, ch_send_t *s)
+{
+    char buf[CH_DETAIL_SIZE];
+    const char *detail = c->close_detail;
+    int status = too_big(c, s, close_status(c), &detail, buf, sizeof(buf));
+    if (is_sync(s))
+        finish_inflight(c, s, status, detail);
+    else
+        ch_remote_complete(s, status, detail);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -70,13 +103,8 @@ static void on_write(uv_write_t *req, int status)
         char why[CH_DETAIL_SIZE];
         snprintf(why, sizeof(why), "write failed: %s", uv_strerror(status));
         ch_conn_close(c, CH_ECONN, why);
-        for (i = 0; i < nmsgs; i++) {
-            ch_send_t *s = msgs[i];
-            if (is_sync(s))
-                finish_inflight(c, s, close_status(c), c->close_detail);
-            else
-                ch_send_complete(s, close_status(c), c->close_detail);
-        }
+        for (i = 0; i < nmsgs; i++)
+            fail_send(c, msgs[i]);
         for (i = 0; i < nacks; i++)
             ch_conn_slot_free(c, acks[i]);
         return;
@@ -85,14 +113,14 @@ static void on_write(uv_write_t *req, int status)
     for (i = 0; i < nmsgs; i++) {
         ch_send_t *s = msgs[i];
         if (!is_sync(s)) {
-            ch_send_complete(s, CH_OK, "");
+            ch_remote_complete(s, CH_OK, "");
         } else if (s->acked_) {
             finish_inflight(c, s, CH_OK, "");
         } else if (c->state == CH_CS_CLOSING) {
             /* The write finished just before the connection closed (libuv
              * reports it after the close began): its ACK can no longer
              * come, and ch_conn_writer_closed has already run. */
-            finish_inflight(c, s, close_status(c), c->close_detail);
+            fail_send(c, s);
         } else {
             s->state_ = CH_SS_INFLIGHT;
         }
@@ -102,7 +130,7 @@ static void on_write(uv_write_t *req, int status)
     ch_conn_flush(c);
     ch_conn_flush_tls(c);
     if (c->draining && !c->writing && c->state != CH_CS_CLOSING)
-        ch_conn_close(c, CH_ECLOSED, "node closed");
+        ch_conn_close(c, CH_ECLOSED, c->cs->close_detail);
 }
 
 static void add(ch_conn_t *c, int *n, const void *base, size_t len)
@@ -137,6 +165,16 @@ static void add_messages(ch_conn_t *c, ch_remote_t *r, int *n)
             c->last_activity = now;
         }
         s = ch_remote_next(r);
+        if (r->max_msg_size != 0 &&
+            (uint64_t)s->header_len + s->data_len > r->max_msg_size) {
+            /* The peer would close the connection on it: fail it here,
+             * saying why, and go on with the next. */
+            char buf[CH_DETAIL_SIZE];
+            const char *detail = "";
+            int status = too_big(c, s, CH_OK, &detail, buf, sizeof(buf));
+            ch_remote_complete(s, status, detail);
+            continue;
+        }
         bytes += (size_t)s->header_len + s->data_len;
         memcpy(h.identity, s->identity, CH_ID_SIZE);
         s->serial_ = h.serial = ch_remote_next_serial(r);
@@ -175,6 +213,7 @@ void ch_conn_flush(ch_conn_t *c)
         cap.version = CH_CAP_VERSION;
         cap.flags = 0;
         cap.window = (uint16_t)c->cs->cfg->max_inflight;
+        cap.max_msg_size = c->cs->cfg->max_msg_size;
         ch_wire_encode_cap(c->cap_hdr, ch_remote_next_serial(r), &cap);
         add(c, &n, c->cap_hdr, CH_HEADER_SIZE);
         c->cap_due = 0;
@@ -233,7 +272,6 @@ void ch_conn_writer_closed(ch_conn_t *c)
 {
     ch_remote_t *r = c->remote;
     ch_link_t *l, *next;
-    int status = close_status(c);
     while ((l = ch_list_pop(&c->acks)) != NULL)
         ch_conn_slot_free(c, CH_CONTAINER_OF(l, ch_message_t, link));
     if (r == NULL)
@@ -242,7 +280,7 @@ void ch_conn_writer_closed(ch_conn_t *c)
         ch_send_t *s = ch_send_of(l);
         next = ch_list_next(&r->inflight, l);
         if (s->conn_ == c && s->state_ == CH_SS_INFLIGHT) {
-            finish_inflight(c, s, status, c->close_detail);
+            fail_send(c, s);
             /* A callback may have changed the list: start over. */
             next = ch_list_first(&r->inflight);
         }

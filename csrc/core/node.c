@@ -26,6 +26,9 @@ struct ch_node {
     uint8_t identity[CH_ID_SIZE];
     uint16_t port;
     int closing;
+    int lingering;        /* closing, waiting for pending sends */
+    uint64_t linger_ms;   /* for the next close (ch_node_set_linger) */
+    uint64_t linger_end;  /* while lingering */
     int timer_open;   /* the timer handle is open */
     int timer_closed; /* its close began */
     uv_timer_t timer;
@@ -102,11 +105,15 @@ static void on_listener_handle_closed(ch_listener_t *l)
     maybe_closed(CH_CONTAINER_OF(l, ch_node_t, listener));
 }
 
+static void finish_close(ch_node_t *node);
+
 static void on_timer(uv_timer_t *t)
 {
     ch_node_t *node = t->data;
     uint64_t now = uv_now(node->loop);
     ch_conns_tick(&node->conns, now);
+    if (node->lingering && now >= node->linger_end)
+        finish_close(node);
     if (node->closing) {
         check_drained(node);
         return;
@@ -149,6 +156,8 @@ static void setup(ch_node_t *node, uv_loop_t *loop, const ch_config_t *config)
         ch_rng_id(&node->rng, node->identity);
     if (timeout_ms == 0)
         timeout_ms = 1;
+    node->linger_ms = config->linger < 0 ? timeout_ms
+                                         : (uint64_t)(config->linger * 1000.0);
     cs->loop = loop;
     cs->cfg = &node->cfg;
     cs->bufs = &node->bufs;
@@ -281,23 +290,85 @@ void ch_node_release(ch_node_t *node, ch_message_t *msg)
     ch_conn_release(msg);
 }
 
-static void fail_queue(ch_remote_t *r, void *arg)
+void ch_node_set_warn(ch_node_t *node, ch_warn_cb cb)
 {
-    (void)arg;
-    ch_remote_fail_queue(r, CH_ECLOSED, "node closed");
+    node->conns.on_warn = cb;
+}
+
+void ch_node_set_linger(ch_node_t *node, double seconds)
+{
+    uint64_t ms, now;
+    if (seconds < 0)
+        return;
+    ms = (uint64_t)(seconds * 1000.0);
+    if (!node->closing) {
+        node->linger_ms = ms;
+        return;
+    }
+    /* Lingering: a shorter linger ends it sooner (0: now). */
+    now = uv_now(node->loop);
+    if (node->lingering && now + ms < node->linger_end) {
+        node->linger_end = now + ms;
+        if (ms == 0)
+            finish_close(node);
+    }
+}
+
+static void fail_queue(ch_remote_t *r, void *detail)
+{
+    ch_remote_fail_queue(r, CH_ECLOSED, detail);
+}
+
+/* Fail what is pending and close the connections: the end of a close,
+ * at once or once the linger is over. */
+static void finish_close(ch_node_t *node)
+{
+    char detail[CH_DETAIL_SIZE];
+    uint64_t drain_ms = node->conns.timeout_ms, now = uv_now(node->loop);
+    if (node->linger_ms > 0) /* the linger bounds the whole close */
+        drain_ms = node->linger_end > now ? node->linger_end - now : 0;
+    if (node->lingering) {
+        if (node->remotes.sends > 0)
+            snprintf(detail, sizeof(detail),
+                     "node closed: %zu sends unfinished when the linger of "
+                     "%.3g s ran out",
+                     node->remotes.sends, (double)node->linger_ms / 1000.0);
+        else
+            snprintf(detail, sizeof(detail), "node closed");
+    } else {
+        snprintf(detail, sizeof(detail), "node closed");
+    }
+    node->lingering = 0;
+    node->remotes.on_idle = NULL;
+    ch_remotes_each(&node->remotes, fail_queue, detail);
+    ch_conns_close(&node->conns, detail, drain_ms);
+    check_drained(node);
+}
+
+static void on_sends_done(ch_remotes_t *t)
+{
+    ch_node_t *node = CH_CONTAINER_OF(t, ch_node_t, remotes);
+    if (node->lingering)
+        finish_close(node);
 }
 
 void ch_node_close(ch_node_t *node, ch_closed_cb on_closed)
 {
     if (node->closing)
         return;
-    node->closing = 1;
+    node->closing = 1; /* no new sends from now on */
     node->on_closed = on_closed;
     ch_bufcache_close(&node->bufs);
     ch_listener_close(&node->listener);
-    ch_remotes_each(&node->remotes, fail_queue, NULL);
-    ch_conns_close(&node->conns);
-    check_drained(node);
+    node->linger_end = uv_now(node->loop) + node->linger_ms;
+    if (node->linger_ms > 0 && node->remotes.sends > 0) {
+        /* Pending sends go on (writes, ACKs, even connecting) until they
+         * are done or the linger is over (on_timer). */
+        node->lingering = 1;
+        node->remotes.on_idle = on_sends_done;
+        return;
+    }
+    finish_close(node);
 }
 
 int ch_testing_close_writing(ch_node_t *node, const ch_dest_t *dest)

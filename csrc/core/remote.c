@@ -39,6 +39,8 @@ static uint64_t hash_link(const ch_link_t *l)
 
 int ch_remotes_init(ch_remotes_t *t)
 {
+    t->sends = 0;
+    t->on_idle = NULL;
     return ch_htable_init(&t->table, CH_REMOTE_BUCKETS, hash_link);
 }
 
@@ -71,6 +73,7 @@ ch_remote_t *ch_remote_get(ch_remotes_t *t, uint8_t proto,
     r = ch_calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
+    r->table = t;
     r->ip_protocol = proto;
     memcpy(r->address, address, 16);
     r->port = port;
@@ -127,7 +130,7 @@ void ch_remote_fail_queue(ch_remote_t *r, int status, const char *detail)
     ch_list_init(&q);
     ch_list_move(&q, &r->queue);
     while ((s = ch_send_of(ch_list_pop(&q))) != NULL)
-        ch_send_complete(s, status, why);
+        ch_remote_complete(s, status, why);
 }
 
 void ch_remote_expire_queue(ch_remote_t *r, uint64_t now)
@@ -137,7 +140,7 @@ void ch_remote_expire_queue(ch_remote_t *r, uint64_t now)
     while ((s = ch_send_of(ch_list_first(&r->queue))) != NULL &&
            s->deadline_ <= now) {
         ch_list_remove(&r->queue, &s->link_);
-        ch_send_complete(s, CH_ETIMEDOUT,
+        ch_remote_complete(s, CH_ETIMEDOUT,
                          r->pending != NULL
                              ? "send timed out while connecting"
                              : "send timed out before the message was "

@@ -13,7 +13,10 @@
 #include "util/htable.h"
 #include "util/queue.h"
 
+typedef struct ch_remotes ch_remotes_t;
+
 typedef struct ch_remote {
+    ch_remotes_t *table;
     uint8_t ip_protocol;
     uint8_t address[16];
     uint16_t port;
@@ -24,11 +27,15 @@ typedef struct ch_remote {
     ch_list_t inflight;  /* written, waiting for the ACK (synchronous) */
     uint32_t serial;     /* of the last message written to it */
     int nconns;          /* connections that belong to it */
+    uint32_t max_msg_size; /* what it announced (capability); 0: unknown */
 } ch_remote_t;
 
-typedef struct ch_remotes {
+struct ch_remotes {
     ch_htable_t table; /* of ch_remote_t, by hlink */
-} ch_remotes_t;
+    size_t sends;      /* accepted and not completed, on every remote */
+    /* If set: called when sends drops to 0 (a closing node waits). */
+    void (*on_idle)(ch_remotes_t *t);
+};
 
 /* CH_OK or CH_ENOMEM. */
 int ch_remotes_init(ch_remotes_t *t);
@@ -55,14 +62,31 @@ ch_send_t *ch_remote_inflight_find(ch_remote_t *r,
 
 /* The small ones, inline: each runs once or twice per message. */
 
-/* Queue a send (its deadline set). */
+/* Queue a send (its deadline set): it is pending until completed. */
 static inline void ch_remote_queue(ch_remote_t *r, ch_send_t *s)
 {
+    r->table->sends++;
     s->remote_ = r;
     s->conn_ = NULL;
     s->acked_ = 0;
     s->state_ = CH_SS_QUEUED;
     ch_list_push(&r->queue, &s->link_);
+}
+
+/* Complete a send (once): its callback runs with the status and a detail
+ * ("" on success; the error's meaning when none is given). */
+static inline void ch_remote_complete(ch_send_t *s, int status,
+                                      const char *detail)
+{
+    ch_remotes_t *t = s->remote_->table;
+    s->state_ = CH_SS_DONE;
+    s->remote_ = NULL;
+    s->conn_ = NULL;
+    if (detail == NULL || (status != CH_OK && detail[0] == '\0'))
+        detail = status == CH_OK ? "" : ch_strerror(status);
+    s->cb(s, status, detail);
+    if (--t->sends == 0 && t->on_idle != NULL)
+        t->on_idle(t);
 }
 
 /* The next queued send to write, or NULL. */
@@ -107,6 +131,12 @@ static inline void ch_remote_set_current(ch_remote_t *r, ch_conn_t *c)
 static inline void ch_remote_set_pending(ch_remote_t *r, ch_conn_t *c)
 {
     r->pending = c;
+}
+
+/* The largest message the remote takes, as it announced (0: unknown). */
+static inline void ch_remote_set_max_msg_size(ch_remote_t *r, uint32_t n)
+{
+    r->max_msg_size = n;
 }
 
 #endif

@@ -59,6 +59,10 @@ void ch_send_set_dest(ch_send_t *req, const ch_dest_t *dest);
 
 typedef void (*ch_recv_cb)(ch_node_t *node, ch_message_t *msg);
 typedef void (*ch_closed_cb)(ch_node_t *node);
+/* This node closed a connection because of the peer or its own setup: a
+ * protocol violation (CH_EPROTO), a message too large (CH_EMSGSIZE), TLS
+ * (CH_ETLS), no memory (CH_ENOMEM); the detail names the peer. */
+typedef void (*ch_warn_cb)(ch_node_t *node, int status, const char *detail);
 
 /* Create a node on loop: checks the config, binds and listens.  On failure
  * returns an error with a message in err and creates nothing.  If the
@@ -82,10 +86,18 @@ void ch_node_uncork(ch_node_t *node);
 /* Give a received message's slot back (sends the ACK if one was asked);
  * a second release of the same message does nothing. */
 void ch_node_release(ch_node_t *node, ch_message_t *msg);
-/* Close: every pending send fails with CH_ECLOSED, connections and
- * listeners close; on_closed runs when all handles are closed, after which
- * ch_node_free() frees the node (messages not released become invalid). */
+/* Close: the node takes no new sends and stops listening; queued and
+ * in-flight sends get up to the linger (the config's, or the last
+ * ch_node_set_linger's) to complete as usual, then what is left fails with
+ * CH_ECLOSED and the connections close.  ACKs of released messages still
+ * go out within the linger (with a linger of 0: within the timeout).
+ * on_closed runs when all handles are closed, after which ch_node_free()
+ * frees the node (messages not released become invalid). */
 void ch_node_close(ch_node_t *node, ch_closed_cb on_closed);
+/* The linger, in seconds, of the next ch_node_close (negative: keep). */
+void ch_node_set_linger(ch_node_t *node, double seconds);
+/* Be told why connections were cut (see ch_warn_cb); NULL: not. */
+void ch_node_set_warn(ch_node_t *node, ch_warn_cb cb);
 void ch_node_free(ch_node_t *node);
 
 #ifdef __cplusplus

@@ -23,9 +23,13 @@ typedef struct ch_wait ch_wait_t;
 
 /* ----------------------------------------------------------------- events */
 
-#define CH_EV_SEND 1   /* a send finished: token, status, detail */
-#define CH_EV_REPLY 2  /* the reply to a request: token, msg */
-#define CH_EV_CLOSED 3 /* the node is closed; no events follow */
+#define CH_EV_SEND 1    /* a send finished: token, status, detail */
+#define CH_EV_REPLY 2   /* the reply to a request: token, msg */
+#define CH_EV_CLOSED 3  /* the node is closed; no events follow */
+#define CH_EV_WARNING 4 /* the node cut a connection (ch_warn_cb): status,
+                           detail; at most CH_WARNINGS wait at once (more
+                           are counted, and the next one says so) */
+#define CH_WARNINGS 32
 
 typedef struct ch_event {
     int type;
@@ -55,9 +59,22 @@ void ch_bridge_identity(ch_bridge_t *b, uint8_t out[CH_ID_SIZE]);
  * once the node closed); made on the first call, -1 if that failed or the
  * node was closing by then.  It stays open until ch_bridge_free. */
 int ch_bridge_fd(ch_bridge_t *b);
-/* Close the node and join its thread; pending sends fail with
- * CH_ECLOSED. */
+/* Close the node and join its thread: no new sends are taken; queued and
+ * in-flight ones get up to the node's linger to complete, then what is
+ * left fails with CH_ECLOSED (ch_node_close). */
 void ch_bridge_close(ch_bridge_t *b);
+/* ch_bridge_close with this linger in seconds (negative: the node's). */
+void ch_bridge_shutdown(ch_bridge_t *b, double linger);
+/* The two halves of ch_bridge_shutdown, for a caller that must stay
+ * responsive (a binding handling Ctrl-C): start closing, without waiting
+ * (called again while the node lingers, a shorter linger ends it sooner:
+ * 0 at once); then wait up to timeout_ms (-1: no limit) for the loop
+ * thread to end: CH_OK (it ended and was joined) or CH_EAGAIN. */
+void ch_bridge_close_start(ch_bridge_t *b, double linger);
+int ch_bridge_close_wait(ch_bridge_t *b, int timeout_ms);
+/* After close: how many sends failed once closing had begun (returned),
+ * and to whom, as text ("3 to 10.0.0.1:2998 (timed out), ..."). */
+int ch_bridge_losses(ch_bridge_t *b, char *text, size_t len);
 /* Free a bridge (closing it first); messages not released become
  * invalid. */
 void ch_bridge_free(ch_bridge_t *b);
@@ -97,8 +114,9 @@ int ch_bridge_send_many(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
 int ch_bridge_send_each(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
                         const char *const *datas, const size_t *lens, int n,
                         const char *header, size_t header_len);
-/* Forget the pending reply of the request sent with token (a reply that
- * comes later is dropped, not received). */
+/* Forget the pending reply of the request sent with token: a reply that
+ * comes later is dropped, not received (within ten times the timeout, a
+ * minute at least; the last 65536 requests given up on). */
 void ch_bridge_cancel(ch_bridge_t *b, uint64_t token);
 
 /* ---------------------------------------------------------------- waiting */

@@ -78,6 +78,8 @@ const char *ch_strerror(int err);
 #define CH_OPT_ZERO_OK 1 /* 0 is allowed besides lo..hi (a default) */
 #define CH_OPT_BINDING 2 /* for the bridge and bindings; the loop API
                             ignores it */
+#define CH_OPT_UNSET 4   /* a negative value means "not set" (the doc says
+                            what applies then) */
 
 /* Every option, one entry each: XX(name, kind, default, default text,
  * lo, hi, flags, doc).  This table is the configuration: ch_config_t
@@ -125,6 +127,10 @@ const char *ch_strerror(int err);
        "bindings: a received message is released as it is handed out "     \
        "(small ones through the bridge's inbox); off: the application "     \
        "releases each")                                                     \
+    XX(linger, SECONDS, -1, NULL, 0, 86400, CH_OPT_ZERO_OK | CH_OPT_UNSET,  \
+       "seconds a closing node waits for its queued and in-flight sends "   \
+       "to complete (written; synchronous: acknowledged) before it fails "  \
+       "the rest; 0: at once; not set: the timeout")                        \
     XX(max_inflight, INT, 16, NULL, 1, 1024, 0,                             \
        "synchronous: messages in flight per remote at most, and the "       \
        "window this node announces to chirp peers (libchirp peers: 1)")     \

@@ -109,6 +109,7 @@ void ch_wire_encode_cap(uint8_t out[CH_HEADER_SIZE], uint32_t serial,
     h.identity[8] = cap->version;
     h.identity[9] = cap->flags;
     put16(h.identity + 10, cap->window);
+    put32(h.identity + 12, cap->max_msg_size);
     h.serial = serial;
     h.type = CH_MSG_NOOP;
     ch_wire_encode_header(out, &h);
@@ -123,6 +124,7 @@ int ch_wire_decode_cap(const ch_wire_header_t *h, ch_cap_t *cap)
     cap->version = h->identity[8];
     cap->flags = h->identity[9];
     cap->window = get16(h->identity + 10);
+    cap->max_msg_size = get32(h->identity + 12);
     if (cap->window == 0)
         cap->window = 1;
     return 1;

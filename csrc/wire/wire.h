@@ -30,10 +30,11 @@ int ch_wire_check_header(const ch_wire_header_t *h, uint32_t max_msg_size,
                          const char **why);
 
 /* The capability frame: a NOOP (no header, no data) whose identity field
- * holds the tag, a version, flags and the window its sender accepts.  A
- * chirp node writes it right after the handshake; libchirp 1.2 reads a
- * NOOP's identity as noise and ignores it.  Identity bytes: 0-7 the tag,
- * 8 the version, 9 flags, 10-11 the window (big-endian), 12-15 zero. */
+ * holds the tag, a version, flags, the window its sender accepts and its
+ * max_msg_size.  A chirp node writes it right after the handshake;
+ * libchirp 1.2 reads a NOOP's identity as noise and ignores it.  Identity
+ * bytes: 0-7 the tag, 8 the version, 9 flags, 10-11 the window, 12-15 the
+ * max_msg_size (big-endian; 0: not told). */
 #define CH_CAP_TAG "CHIRPCAP"
 #define CH_CAP_TAG_SIZE 8
 #define CH_CAP_VERSION 1
@@ -43,6 +44,7 @@ typedef struct ch_cap {
     uint8_t flags;   /* none defined yet: sent as 0, ignored when read */
     uint16_t window; /* synchronous messages the sender of the frame takes
                         in flight at once, 1 or more */
+    uint32_t max_msg_size; /* the largest message it takes; 0: not told */
 } ch_cap_t;
 
 /* The whole 27-byte header of a capability frame. */
