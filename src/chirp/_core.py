@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import socket
 import struct
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 from . import _futures, _pump
 from ._chirp import ffi, lib
 from ._futures import ChirpFuture
+from ._lifecycle import LIVE, Uncached
 from ._pump import BATCH, SLICE_MS
 from .config import to_c
 from .errors import (
@@ -118,6 +120,8 @@ class Core:
         self.small = min(cfg.max_msg_size, 0xFFFF)  # no size check needed up to here
         self.lock = threading.Lock()
         self.closing = False
+        self.pid = os.getpid()  # the process whose node this is
+        self.forked = False  # this process is a child that inherited it
         self.ref = weakref.ref(self)  # what Futures hold: not the node's memory
         self.tokens = itertools.count(1)
         self.pending: dict[int, ChirpFuture] = {}
@@ -132,16 +136,46 @@ class Core:
             target=_pump.run, args=(self,), name=f"chirp-pump-{self.port}", daemon=True
         )
         self.pump_thread.start()
+        LIVE.add(self)
+
+    def closed_error(self) -> ClosedError:
+        """The error of any call on a closed node, or on one inherited from
+        the parent process."""
+        if self.forked:
+            return ClosedError(
+                f"this node was created in process {self.pid}; a process made by "
+                f"fork() cannot use it (make a new node in process {os.getpid()})"
+            )
+        return ClosedError("node is closed")
+
+    def inherited(self) -> None:
+        """In a child just made by fork(): the node is the parent's.  Every
+        call raises closed_error() and nothing of the parent's bridge is
+        touched, not even freed (its loop thread does not exist here, its
+        sockets and TLS state are the parent's)."""
+        self.forked = True
+        self.closing = True
+        self.addr_cache = Uncached()
+        self.inbox = deque()
+        self.b = ffi.gc(self.b, None)  # no ch_bridge_free in this process
 
     def hurry(self) -> None:
         """Somebody waits on a Future: the pump hands completions out at once."""
-        lib.ch_bridge_hurry(self.b)
+        if not self.closing:
+            lib.ch_bridge_hurry(self.b)
 
     # -- addresses --------------------------------------------------------
 
+    def cached(self, addr: Any) -> Any:
+        """The ch_dest_t of an address seen before, or None."""
+        try:
+            return self.addr_cache.get(addr)
+        except TypeError:  # unhashable (a list): resolve() says what is wrong
+            return None
+
     def resolve(self, addr: Address) -> Any:
         """The ch_dest_t for a (host, port) tuple (cached)."""
-        hit = self.addr_cache.get(addr)
+        hit = self.cached(addr)
         if hit is not None:
             return hit
         if not isinstance(addr, tuple) or len(addr) < 2:
@@ -198,6 +232,8 @@ class Core:
         self, addr: Address, data: Buffer, header: Buffer, identity: bytes | None = None
     ) -> None:
         """Send and wait in C for the result: no Future, no pump thread."""
+        if self.closing:
+            raise self.closed_error()
         dest = self.resolve(addr)
         data, header = self.check(data, header)
         ident = ffi.NULL if identity is None else ffi.from_buffer("uint8_t[]", identity)
@@ -217,6 +253,8 @@ class Core:
 
     def request_wait(self, addr: Address, data: Buffer, header: Buffer, timeout: float) -> Message:
         """Send a request and wait in C for its reply: no Future, no pump."""
+        if self.closing:
+            raise self.closed_error()
         dest = self.resolve(addr)
         data, header = self.check(data, header)
         local = self.local
@@ -264,7 +302,9 @@ class Core:
         timeout: float | None = None,
     ) -> ChirpFuture:
         """Queue a message (any size, a reply, a request); a Future."""
-        dest = self.addr_cache.get(addr) or self.resolve(addr)
+        if self.closing:
+            raise self.closed_error()
+        dest = self.cached(addr) or self.resolve(addr)
         if (
             type(data) is not bytes
             or type(header) is not bytes
@@ -297,6 +337,8 @@ class Core:
 
     def send_batch(self, addr: Address, items: Any, header: Buffer) -> ChirpFuture:
         """Queue many messages to one remote in one crossing; one Future."""
+        if self.closing:
+            raise self.closed_error()
         dest = self.resolve(addr)
         datas = [d if type(d) is bytes else as_bytes("data", d) for d in items]
         if not isinstance(header, bytes):
@@ -369,7 +411,7 @@ class Core:
         thread left messages in the inbox."""
         while True:
             if self.closing:
-                raise ClosedError("node is closed")
+                raise self.closed_error()
             n = call(slice_ms(deadline))
             if n >= 0:
                 return n
@@ -477,15 +519,19 @@ class Core:
 
     def release_one(self, ptr: Any) -> None:
         """Give one message's slot back (does nothing once closed)."""
+        if self.forked:
+            raise self.closed_error()
         one = self.local.one
         one[0] = ptr
         lib.ch_bridge_release(self.b, one, 1)
 
     def fileno(self) -> int:
         """The bridge's fd for selectors (see Node.fileno)."""
+        if self.forked:
+            raise self.closed_error()
         with self.lock:
             if self.closing:
-                raise ClosedError("node is closed")
+                raise self.closed_error()
             fd = lib.ch_bridge_fd(self.b)
             if fd < 0:
                 raise OSError("chirp: cannot make the notification fd")
@@ -494,19 +540,46 @@ class Core:
 
     # -- closing ----------------------------------------------------------
 
-    def close(self, join: bool = True) -> None:
-        """Close the bridge and fail what is left.  join=False (the Node
-        was collected): do not wait for the pump, which may itself wait
-        for a lock the collecting thread holds; it ends on its own."""
+    def close(self, linger: float | None = None, join: bool = True) -> None:
+        """Close the bridge: pending sends get up to linger seconds (None:
+        the node's linger) to complete, then the rest fails.  join=False
+        (the Node was collected): do not wait for the pump, which may
+        itself wait for a lock the collecting thread holds; it ends on its
+        own.  Does nothing in a child that inherited the node."""
+        if self.forked:
+            return  # the parent's: its lock may even be held by a dead thread
         with self.lock:
             if self.closing:
                 return
             self.closing = True
-        lib.ch_bridge_close(self.b)  # joins the loop thread; freed with self.b
-        if join and threading.current_thread() is not self.pump_thread:
-            self.pump_thread.join()
-        self.keep.clear()  # the loop thread is gone: nothing reads them
-        self.fail_left()
+        # Wait for the loop thread (up to the linger) a slice at a time, so
+        # that Ctrl-C works meanwhile: it ends the linger at once.  The
+        # memory goes with self.b.
+        lib.ch_bridge_close_start(self.b, -1.0 if linger is None else float(linger))
+        try:
+            while lib.ch_bridge_close_wait(self.b, SLICE_MS) == lib.CH_EAGAIN:
+                pass
+        except BaseException:
+            lib.ch_bridge_close_start(self.b, 0.0)
+            lib.ch_bridge_close_wait(self.b, -1)
+            raise
+        finally:
+            if join and threading.current_thread() is not self.pump_thread:
+                self.pump_thread.join()
+            self.keep.clear()  # the loop thread is gone: nothing reads them
+            self.fail_left()
+
+    def withdraw(self, token: int) -> None:
+        """A request's Future was cancelled: forget its reply in the core
+        (one that comes later is dropped, never received)."""
+        if not self.closing:
+            lib.ch_bridge_cancel(self.b, token)
+
+    def losses(self) -> tuple[int, str]:
+        """After close: how many sends failed once it had begun, and to whom."""
+        text = ffi.new("char[]", 1024)
+        n = lib.ch_bridge_losses(self.b, text, 1024)
+        return n, ffi.string(text).decode(errors="replace")
 
     def fail_left(self) -> None:
         """Fail the Futures still pending (the node is closed).  One at a

@@ -19,15 +19,24 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import Future, InvalidStateError
-from concurrent.futures._base import FINISHED, PENDING
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from typing import Any
 
 __all__ = ["FINISHED", "FUTURE_LOCK", "LAZY_FUTURES", "ChirpFuture", "PlainChirpFuture"]
 
 # Orders making a condition vs finishing.  Reentrant: a garbage collection
 # inside a locked section may run a Node's finalizer, which finishes that
-# node's Futures in the same thread.
+# node's Futures in the same thread.  Made anew in a forked child (a thread
+# of the parent may have held it), so always looked up as FUTURE_LOCK.
 FUTURE_LOCK = threading.RLock()
+
+
+def after_fork() -> None:
+    """In a child made by fork(): a lock nobody holds."""
+    global FUTURE_LOCK
+    FUTURE_LOCK = threading.RLock()
+
+
 FUTURE_FIELDS = frozenset(("_condition", "_state", "_result", "_exception", "_waiters",
                            "_done_callbacks"))  # fmt: skip
 # The lazy Future relies on concurrent.futures.Future's fields: on a Python
@@ -74,8 +83,10 @@ def _lazy_field(key: str) -> property:
 class ChirpFuture(Future):
     """A Future for a message already handed to the core.
 
-    It cannot be cancelled (the message may be on the wire).  Until
-    somebody waits on it (``_watched``), finishing it is an assignment."""
+    A send cannot be cancelled (the message may be on the wire); a request
+    can, until its reply came: cancelling withdraws it, and a reply that
+    comes later is dropped.  Until somebody waits on it (``_watched``),
+    finishing it is an assignment."""
 
     _state = PENDING
     _result: Any = None
@@ -110,18 +121,40 @@ class ChirpFuture(Future):
         except InvalidStateError:
             pass  # another thread finished it meanwhile (close vs pump)
 
+    def _core(self) -> Any:
+        ref = self._core_ref
+        return ref() if ref is not None else None
+
     def cancel(self) -> bool:
-        """Refused: a queued message cannot be recalled."""
-        return False
+        """Withdraw a request whose reply has not come (True); a send, or a
+        request already answered, cannot be cancelled (False)."""
+        core = self._core()
+        if not self._token or core is None or core.forked:
+            return False
+        if core.pending.pop(self._token, None) is None:
+            return self.cancelled()  # finished, or being finished, meanwhile
+        core.withdraw(self._token)
+        super().cancel()
+        # Tell concurrent.futures.wait() and as_completed() too, as an
+        # executor does for the work it cancels.
+        self.set_running_or_notify_cancel()
+        return True
 
     def cancelled(self) -> bool:
-        """Always False (see cancel)."""
-        return False
+        """True once a request was withdrawn (see cancel)."""
+        return self._state in (CANCELLED, CANCELLED_AND_NOTIFIED)
 
     def done(self) -> bool:
-        """True once finished (reads the state without a lock: it only
-        ever changes from pending to finished)."""
-        return self._state == FINISHED
+        """True once finished or cancelled (reads the state without a lock:
+        it only ever changes from pending to one of those)."""
+        return self._state != PENDING
+
+    def _inherited(self) -> None:
+        """A pending Future of a node this process inherited through fork():
+        it would never finish here."""
+        core = self._core()
+        if self._state == PENDING and core is not None and core.forked:
+            raise core.closed_error()
 
     def result(self, timeout: float | None = None) -> Any:
         """As Future.result; a finished Future answers without locking."""
@@ -129,12 +162,14 @@ class ChirpFuture(Future):
             if self._exception is not None:
                 raise self._exception
             return self._result
+        self._inherited()
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """As Future.exception; a finished Future answers without locking."""
         if self._state == FINISHED:
             return self._exception
+        self._inherited()
         return super().exception(timeout)
 
 

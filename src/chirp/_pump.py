@@ -5,12 +5,16 @@ never the Node, so an unreferenced Node is collected and closed."""
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from typing import Any
 
+from . import _futures
 from ._chirp import ffi, lib
-from ._futures import FINISHED, FUTURE_LOCK, NO_FUTURES
+from ._futures import FINISHED, NO_FUTURES
 from .errors import ChirpTimeoutError, errname, error_for
+
+log = logging.getLogger("chirp")
 
 BATCH = 256  # events (and messages, see _core) taken at once
 SLICE_MS = 200  # waits in C wake up this often, so that Ctrl-C works
@@ -46,6 +50,9 @@ def _dispatch(core: Any, events: Any, n: int, one: Any) -> bool:
         if ev.type == lib.CH_EV_CLOSED:
             closed = True
             continue
+        if ev.type == lib.CH_EV_WARNING:
+            log.warning("%s", ffi.string(ev.detail).decode(errors="replace"))
+            continue
         token = ev.token
         if ev.type == lib.CH_EV_REPLY:
             msg = core.make_message(ev.msg)
@@ -76,7 +83,7 @@ def succeed(core: Any, first: int, count: int) -> None:
         for t in range(first, first + count):
             core.keep.pop(t, None)
     slow = []
-    with FUTURE_LOCK:
+    with _futures.FUTURE_LOCK:  # looked up each time: a fork makes a new one
         # map() pops in C; a token with no Future (a waited send's)
         # yields the stand-in of NO_FUTURES, which takes the
         # assignment harmlessly.

@@ -33,6 +33,7 @@ class Option:
     hi: float
     zero_ok: bool  # 0 is allowed besides lo..hi
     binding: bool  # read by the bridge and bindings, not the loop API
+    unset_ok: bool  # None (C: a negative number) means "not set"
     doc: str
 
     @property
@@ -41,7 +42,7 @@ class Option:
         return {
             INT: "int",
             U32: "int",
-            SECONDS: "float",
+            SECONDS: "float | None" if self.unset_ok else "float",
             BOOL: "bool",
             IPV4: "str",
             IPV6: "str",
@@ -54,7 +55,7 @@ def _default(o: Any) -> Any:
     if o.kind in (INT, U32):
         return int(o.dflt)
     if o.kind == SECONDS:
-        return float(o.dflt)
+        return None if o.flags & lib.CH_OPT_UNSET and o.dflt < 0 else float(o.dflt)
     if o.kind == BOOL:
         return bool(o.dflt)
     if o.kind in (IPV4, IPV6):
@@ -74,6 +75,7 @@ def _read_table() -> tuple[Option, ...]:
             hi=o.hi,
             zero_ok=bool(o.flags & lib.CH_OPT_ZERO_OK),
             binding=bool(o.flags & lib.CH_OPT_BINDING),
+            unset_ok=bool(o.flags & lib.CH_OPT_UNSET),
             doc=ffi.string(o.doc).decode(),
         )
         for o in (table[i] for i in range(count[0]))
@@ -95,10 +97,14 @@ def check(o: Option, value: Any) -> Any:
             prefix = "0 or " if o.zero_ok else ""
             raise ValueError(f"{name} must be {prefix}in {o.lo:.0f}..{o.hi:.0f}, got {value}")
     elif o.kind == SECONDS:
+        if value is None and o.unset_ok:
+            return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-        if not o.lo < value <= o.hi:  # also refuses NaN
-            raise ValueError(f"{name} must be > {o.lo:g} and <= {o.hi:g} seconds, got {value}")
+            what = "a number or None" if o.unset_ok else "a number"
+            raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+        if not (o.zero_ok and value == 0) and not o.lo < value <= o.hi:  # refuses NaN
+            low = ">=" if o.zero_ok and o.lo == 0 else ">"
+            raise ValueError(f"{name} must be {low} {o.lo:g} and <= {o.hi:g} seconds, got {value}")
     elif o.kind == BOOL:
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
@@ -206,7 +212,7 @@ def to_c(cfg: Any) -> tuple[Any, list[Any]]:
         elif o.kind == BOOL:
             value = int(value)
         elif o.kind == SECONDS:
-            value = float(value)
+            value = -1.0 if value is None else float(value)
         setattr(c, o.name, value)
     return c, keep
 
@@ -224,7 +230,8 @@ def _format_range(o: Option) -> str:
     if o.kind in (INT, U32):
         return ("0 or " if o.zero_ok else "") + f"{o.lo:.0f}..{o.hi:.0f}"
     if o.kind == SECONDS:
-        return f"> {o.lo:g}, <= {o.hi:g}"
+        low = ">=" if o.zero_ok and o.lo == 0 else ">"
+        return f"{low} {o.lo:g}, <= {o.hi:g}" + (", or None" if o.unset_ok else "")
     return {BOOL: "True, False", IPV4: "IPv4 address or ''", IPV6: "IPv6 address or ''",
             PATH: "file path", ID: "16 bytes"}[o.kind]  # fmt: skip
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _futures
 from ._core import Address, Buffer, Core, post
+from ._lifecycle import collected
 from .config import Config
 from .errors import ClosedError
 from .message import Message
@@ -37,7 +38,9 @@ class Node:
         else:
             cfg = config
         self._core = Core(cfg)
-        self._finalizer = weakref.finalize(self, Core.close, self._core, False)
+        # Collected while open: collected().  At exit: _lifecycle's handler.
+        self._finalizer = weakref.finalize(self, collected, self._core)
+        self._finalizer.atexit = False
         log.debug("node %s listening on port %d", self._core.identity.hex(), self._core.port)
 
     # -- properties --------------------------------------------------------
@@ -59,7 +62,8 @@ class Node:
 
     @property
     def closed(self) -> bool:
-        """True once close() was called."""
+        """True once close() was called (and in a process made by fork(),
+        where the node is the parent's)."""
         return self._core.closing
 
     # -- sending -----------------------------------------------------------
@@ -70,7 +74,10 @@ class Node:
         # The hottest call: a known address and small bytes go straight to
         # the core from here; anything else takes the general path.
         core = self._core
-        dest = core.addr_cache.get(address)
+        try:
+            dest = core.addr_cache.get(address)
+        except TypeError:  # unhashable, a list: core.send says what is wrong
+            dest = None
         if (
             dest is None
             or type(data) is not bytes
@@ -178,19 +185,36 @@ class Node:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close: pending sends complete or fail, the loop thread is joined,
-        its sockets and fds are closed (the fileno() fd, readable now, and
-        the memory go with the last reference to the node).  Calling it
-        again does nothing."""
+    def close(self, linger: float | None = None) -> None:
+        """Close: no new sends are taken; queued and in-flight ones get up
+        to ``linger`` seconds (None: the ``linger`` option, by default the
+        timeout) to complete as they would have (written, or in synchronous
+        mode acknowledged), then what is left fails with ClosedError saying
+        so.  ``linger=0`` fails them at once.  Messages received and not
+        released by then are not acknowledged (their synchronous senders
+        get an error).  The loop thread is joined and its sockets closed
+        (the fileno() fd, readable now, and the memory go with the last
+        reference to the node).  Calling it again does nothing; in a
+        process made by fork() from the node's, it raises ClosedError."""
+        if linger is not None:
+            if isinstance(linger, bool) or not isinstance(linger, (int, float)):
+                raise TypeError(f"linger must be a number or None, got {type(linger).__name__}")
+            if not 0 <= linger <= 86400:
+                raise ValueError(f"linger must be >= 0 and <= 86400 seconds, got {linger}")
+        core = self._core
+        if core.forked:
+            raise core.closed_error()
         if self._finalizer.detach() is not None:
-            self._core.close()
+            core.close(linger)
 
     def __enter__(self) -> Node:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        # In a process made by fork() the node is the parent's: leaving a
+        # with block (say, on sys.exit) leaves it alone instead of raising.
+        if not self._core.forked:
+            self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
