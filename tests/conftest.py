@@ -32,6 +32,11 @@ def pytest_configure(config):
     _guard_file = os.fdopen(os.dup(2), "w")
 
 
+def pytest_unconfigure(config):
+    if _guard_file is not None:
+        _guard_file.close()
+
+
 @pytest.fixture(autouse=True)
 def _hang_guard(request):
     """Ends the run, with every thread's stack, if a test (with its

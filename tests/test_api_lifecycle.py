@@ -224,14 +224,14 @@ CTRL_C_SCRIPTS = {
     "send": """
         import socket, chirp
         lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(8)
-        n = chirp.Node(port=0, disable_encryption=True, timeout=60.0)
+        n = chirp.Node(port=0, disable_encryption=True, timeout=60.0, linger=1.0)
         print("BLOCKING", flush=True)
         n.send(("127.0.0.1", lst.getsockname()[1]), b"into a blackhole")
     """,
     "request": """
         import socket, chirp
         lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(8)
-        n = chirp.Node(port=0, disable_encryption=True, timeout=60.0)
+        n = chirp.Node(port=0, disable_encryption=True, timeout=60.0, linger=1.0)
         print("BLOCKING", flush=True)
         n.request(("127.0.0.1", lst.getsockname()[1]), b"q", timeout=60.0)
     """,
@@ -259,6 +259,33 @@ def test_ctrl_c_interrupts_blocking_call(call):
         child.close()  # and all it printed is read
         assert "KeyboardInterrupt" in child.stderr, child.stderr
         assert rc != 0
+    finally:
+        child.close()
+
+
+def test_a_second_ctrl_c_ends_the_exit_linger():
+    """Ctrl-C during a blocking send into a blackhole: the program ends,
+    its exit lingering for the abandoned send (60 s here); a second Ctrl-C
+    ends the linger at once and the process exits."""
+    import signal
+    import sys
+    import textwrap
+
+    child = Child([sys.executable, "-u", "-c", textwrap.dedent(CTRL_C_SCRIPTS["send"]).replace(
+        ", linger=1.0", "")])  # fmt: skip
+    try:
+        assert child.readline(30, "BLOCKING") == "BLOCKING", child.describe()
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        time.sleep(1.0)  # the exit is lingering now
+        assert child.alive, child.describe()
+        t0 = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(5)
+        except ChildError:
+            raise AssertionError("the second Ctrl-C did not end the exit") from None
+        assert time.monotonic() - t0 < 5
     finally:
         child.close()
 

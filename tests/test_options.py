@@ -61,7 +61,10 @@ def _py_accepts(o, value) -> bool:
 
 def _probes(o) -> list:
     if o.kind == SECONDS:
-        return [o.lo, o.lo + 0.001, o.hi, o.hi + 1, -1.0, math.nan]
+        # An option that may be unset takes None in Python, a negative
+        # number in C (tested below): no negative probe for it here.
+        low = [] if o.unset_ok else [-1.0]
+        return [o.lo, o.lo + 0.001, o.hi, o.hi + 1, 0.0, math.nan, *low]
     vals = [int(o.lo) - 1, int(o.lo), int(o.lo) + 1, int(o.hi) - 1, int(o.hi), 0]
     if o.kind == INT:
         vals.append(int(o.hi) + 1)  # an int field holds it; a U32 at 2**32-1 cannot
@@ -72,6 +75,16 @@ def _probes(o) -> list:
 def test_c_and_python_accept_the_same_values(o):
     for value in _probes(o):
         assert _c_accepts(o.name, value) == _py_accepts(o, value), (o.name, value)
+
+
+def test_an_unset_option_is_none_in_python_and_negative_in_c():
+    unset = [o for o in OPTIONS if o.unset_ok]
+    assert [o.name for o in unset] == ["linger"]
+    for o in unset:
+        assert check(o, None) is None and o.default is None
+        assert _c_accepts(o.name, -1.0)
+        c, _keep = to_c(Config())
+        assert getattr(c, o.name) == -1.0
 
 
 def test_a_bad_bool_is_refused_by_the_core_too():

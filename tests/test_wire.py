@@ -135,6 +135,19 @@ def test_what_is_not_a_capability_frame() -> None:
     assert _decode_cap(wire.header(tag, 1, 1, 0, noop)) is None  # data
 
 
+def test_the_frame_carries_the_max_msg_size() -> None:
+    cap = ffi.new("ch_cap_t *")
+    cap.version, cap.window, cap.max_msg_size = 1, 16, 0x01020304
+    out = ffi.new("uint8_t[27]")
+    lib.ch_wire_encode_cap(out, 3, cap)
+    assert bytes(out)[12:16] == bytes([1, 2, 3, 4])
+    h = ffi.new("ch_wire_header_t *")
+    lib.ch_wire_decode_header(bytes(out), h)
+    back = ffi.new("ch_cap_t *")
+    assert lib.ch_wire_decode_cap(h, back) and back.max_msg_size == 0x01020304
+    assert bytes(out) == wire.capability(3, 16, max_msg_size=0x01020304)
+
+
 def test_the_test_codec_agrees_on_the_capability_frame() -> None:
     """tests/support/wire.py writes and reads the frame as the core does."""
     assert wire.capability(9, 300, flags=5) == _cap(9, 300, flags=5)

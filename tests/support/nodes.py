@@ -103,15 +103,16 @@ def assert_no_message(node, timeout: float = 0.3) -> None:
     )
 
 
-def close_while_blocked(node, call, *args, **kw):
+def close_while_blocked(node, call, *args, linger=None, **kw):
     """Start call(*args, **kw) in a thread; once it is blocked (0.3 s), close
-    node.  The call must then end within 5 s.  Returns (box, seconds close()
-    took), box holding what the call returned ('result') or raised ('error')."""
+    node (with linger).  The call must then end within 5 s.  Returns (box,
+    seconds close() took), box holding what the call returned ('result') or
+    raised ('error')."""
     t, box = run_in_thread(call, *args, **kw)
     time.sleep(0.3)  # let the call get under way (setup, not an assertion)
     assert t.is_alive(), f"{call.__name__}() returned before close(): {box!r}"
     t0 = time.monotonic()
-    node.close()
+    node.close(linger=linger)
     took = time.monotonic() - t0
     t.join(timeout=5.0)
     assert not t.is_alive(), f"{call.__name__}() still blocked after close()"

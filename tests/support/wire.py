@@ -10,8 +10,8 @@ followed by header_len bytes of header, then data_len bytes of data.  The
 type bits: REQ_ACK asks for an acknowledgement, ACK is one (no header, no
 data), NOOP is an idle probe (no header, no data, no REQ_ACK).  A chirp
 node writes a capability frame right after its handshake: a NOOP whose
-identity is the tag CHIRPCAP, version, flags, the window (uint16), four
-zero bytes.
+identity is the tag CHIRPCAP, version, flags, the window (uint16) and the
+max_msg_size (uint32, 0: not told).
 
 This module does not import chirp: the tests use it to speak the protocol
 without the implementation under test.
@@ -83,10 +83,17 @@ def ack(identity: bytes, serial: int = 1) -> bytes:
     return header(identity, serial, 0, 0, ACK)
 
 
-def capability(serial: int, window: int, version: int = 1, flags: int = 0) -> bytes:
+def capability(
+    serial: int, window: int, version: int = 1, flags: int = 0, max_msg_size: int = 0
+) -> bytes:
     """A capability frame announcing a window (as a chirp node writes it)."""
-    ident = CAP_TAG + bytes([version, flags]) + struct.pack(">H", window) + bytes(4)
+    ident = CAP_TAG + bytes([version, flags]) + struct.pack(">HI", window, max_msg_size)
     return header(ident, serial, 0, 0, NOOP)
+
+
+def capability_max_msg_size(identity: bytes) -> int:
+    """The max_msg_size a capability frame's identity announces (0: none)."""
+    return struct.unpack(">I", identity[12:16])[0]
 
 
 def decode_capability(identity: bytes, type: int) -> tuple[int, int, int] | None:
