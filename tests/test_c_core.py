@@ -130,3 +130,11 @@ def test_inbox_ring(tmp_path) -> None:
     or corrupt held blocks, refuse only when full, wrap and reclaim."""
     proc = _run_c_test(build_c_test(tmp_path, "inbox"))
     assert "inbox: ok" in proc.stdout, proc.stdout
+
+
+def test_announced_waits(tmp_path) -> None:
+    """The bridge's announced waits (what arequest uses): results through
+    the done fd, abandoned requests' replies dropped, CH_ECLOSED at close,
+    untaken results freed with the bridge (valgrind's leak check)."""
+    proc = _run_c_test(build_c_test(tmp_path, "announced"))
+    assert "announced waits: ok" in proc.stdout, proc.stdout

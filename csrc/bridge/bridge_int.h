@@ -35,6 +35,10 @@
 #define CH_CMD_WAITED 2 /* one send or request a thread waits for */
 #define CH_CMD_BATCH 3  /* many sends to one remote; one event */
 
+/* A flag of ch_submit beside CH_SEND_REQUEST and CH_SEND_NOCOPY: the
+ * wait is announced (ch_bridge_start), not waited for. */
+#define CH_SEND_ANNOUNCE 0x100
+
 /* What the loop thread takes from the command queue. */
 typedef struct ch_cmd {
     ch_link_t link; /* [mu] b->cmds.queue or the pool; [loop] once taken */
@@ -63,6 +67,8 @@ struct ch_wait {
     int state;           /* [mu] */
     int status;          /* [mu] */
     int refs;            /* [mu] */
+    int announced;       /* [fixed] listed in b->reqs.done once done */
+    ch_link_t dlink;     /* [mu] b->reqs.done, until taken or abandoned */
     ch_message_t *reply; /* [mu] a request's reply, once it came */
     char detail[CH_DETAIL_SIZE];
     ch_sendcmd_t sc; /* last: its header and data follow */
@@ -149,6 +155,9 @@ typedef struct ch_reqtab {
     ch_list_t dropped; /* [mu] oldest first */
     uint64_t drop_ns;  /* [fixed] how long a dropped entry is kept */
     uv_cond_t cv;      /* waiters (ch_wait_t) sleep on it */
+    ch_list_t done;    /* [mu] announced waits done, oldest first */
+    ch_wakefd_t donefd; /* [mu] readable while done is not empty */
+    int donefd_open;   /* [mu] */
 } ch_reqtab_t;
 
 /* -------------------------------------------------------------- receive */
@@ -270,6 +279,9 @@ void ch_reqtab_free(ch_bridge_t *b);
 void ch_reqtab_add(ch_bridge_t *b, ch_req_t *req,
                    const uint8_t identity[CH_ID_SIZE], uint64_t token,
                    ch_wait_t *waiter);
+/* A wait's result is in: wake its waiter, or list it if announced. */
+void ch_wait_finish(ch_bridge_t *b, ch_wait_t *w, int status,
+                    const char *detail);
 /* A request's send failed: no reply will come. */
 void ch_requests_send_failed(ch_bridge_t *b,
                              const uint8_t identity[CH_ID_SIZE]);

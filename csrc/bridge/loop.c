@@ -96,12 +96,8 @@ void ch_send_done(ch_send_t *s, int status, const char *detail)
         ch_wait_t *w = CH_CONTAINER_OF(sc, ch_wait_t, sc);
         /* A waited request goes on waiting for its reply, unless the send
          * failed; a waited send is done. */
-        if (w->state == CH_W_WAITING && (!is_req || status != CH_OK)) {
-            w->state = CH_W_DONE;
-            w->status = status;
-            snprintf(w->detail, CH_DETAIL_SIZE, "%s", detail ? detail : "");
-            uv_cond_broadcast(&b->reqs.cv);
-        }
+        if (w->state == CH_W_WAITING && (!is_req || status != CH_OK))
+            ch_wait_finish(b, w, status, detail);
         free_it = --w->refs == 0;
         uv_mutex_unlock(&b->mu);
         if (free_it)

@@ -38,6 +38,8 @@ int ch_reqtab_init(ch_bridge_t *b)
 {
     ch_reqtab_t *t = &b->reqs;
     ch_list_init(&t->dropped);
+    ch_list_init(&t->done);
+    t->donefd_open = 0;
     t->pending = 0;
     if (ch_htable_init(&t->table, CH_REQ_BUCKETS, hash_link) != CH_OK)
         return CH_ENOMEM;
@@ -55,6 +57,16 @@ static void free_link(ch_link_t *l)
 
 void ch_reqtab_free(ch_bridge_t *b)
 {
+    ch_link_t *l;
+    /* Announced waits done and never taken: their waiter is gone (a
+     * reply went with the node's memory). */
+    while ((l = ch_list_pop(&b->reqs.done)) != NULL) {
+        ch_wait_t *w = CH_CONTAINER_OF(l, ch_wait_t, dlink);
+        if (--w->refs == 0)
+            ch_free(w);
+    }
+    if (b->reqs.donefd_open)
+        ch_wakefd_close(&b->reqs.donefd);
     ch_htable_free(&b->reqs.table, free_link);
     uv_cond_destroy(&b->reqs.cv);
 }
@@ -152,9 +164,7 @@ int ch_requests_match(ch_bridge_t *b, ch_message_t *msg)
         /* Straight to the waiting thread, even before the send's own
          * completion (a consumer replies before it acknowledges). */
         w->reply = msg;
-        w->state = CH_W_DONE;
-        w->status = CH_OK;
-        uv_cond_broadcast(&b->reqs.cv);
+        ch_wait_finish(b, w, CH_OK, "");
     } else {
         /* Into the place reserved for it. */
         ch_events_push(b, CH_EV_REPLY, CH_OK, req->token, msg, "");
@@ -172,11 +182,8 @@ static void close_one(ch_link_t *l, void *arg)
     ch_wait_t *w = req->waiter;
     if (req->dropped)
         return;
-    if (w != NULL && w->state == CH_W_WAITING) {
-        w->state = CH_W_DONE;
-        w->status = CH_ECLOSED;
-        snprintf(w->detail, CH_DETAIL_SIZE, "node closed");
-    }
+    if (w != NULL && w->state == CH_W_WAITING)
+        ch_wait_finish(b, w, CH_ECLOSED, "node closed");
     forget(b, req);
 }
 
@@ -187,6 +194,22 @@ void ch_requests_close(ch_bridge_t *b)
 }
 
 /* ----------------------------------------------------------------- waits */
+
+void ch_wait_finish(ch_bridge_t *b, ch_wait_t *w, int status,
+                    const char *detail)
+{
+    ch_reqtab_t *t = &b->reqs;
+    w->state = CH_W_DONE;
+    w->status = status;
+    snprintf(w->detail, CH_DETAIL_SIZE, "%s", detail ? detail : "");
+    if (!w->announced) {
+        uv_cond_broadcast(&t->cv);
+        return;
+    }
+    ch_list_push(&t->done, &w->dlink);
+    if (t->done.len == 1 && t->donefd_open)
+        ch_wakefd_signal(&t->donefd);
+}
 
 static int wait_done(ch_bridge_t *b, ch_wait_t **wait, int timeout_ms,
                      ch_message_t **reply, char *detail, size_t detail_len)
@@ -279,12 +302,56 @@ void ch_bridge_abandon(ch_bridge_t *b, ch_wait_t *w)
         ch_cmds_release(b, &one);
     }
     w->reply = NULL;
+    if (ch_link_listed(&w->dlink)) {
+        ch_list_remove(&b->reqs.done, &w->dlink);
+        if (ch_list_empty(&b->reqs.done) && b->reqs.donefd_open)
+            ch_wakefd_clear(&b->reqs.donefd);
+    }
     if (w->state == CH_W_WAITING)
         w->state = CH_W_ABANDONED;
     free_it = --w->refs == 0;
     uv_mutex_unlock(&b->mu);
     if (free_it)
         ch_free(w);
+}
+
+int ch_bridge_start(ch_bridge_t *b, const ch_dest_t *dest, const char *data,
+                    size_t data_len, const char *header, size_t header_len,
+                    int request, ch_wait_t **wait)
+{
+    int flags = CH_SEND_ANNOUNCE | (request ? CH_SEND_REQUEST : 0);
+    return ch_submit(b, 0, dest, data, data_len, header, header_len, NULL,
+                     flags, wait);
+}
+
+int ch_bridge_done_fd(ch_bridge_t *b)
+{
+    ch_reqtab_t *t = &b->reqs;
+    int fd = -1;
+    uv_mutex_lock(&b->mu);
+    if (!t->donefd_open && ch_wakefd_open(&t->donefd) == 0) {
+        t->donefd_open = 1;
+        if (!ch_list_empty(&t->done))
+            ch_wakefd_signal(&t->donefd);
+    }
+    if (t->donefd_open)
+        fd = t->donefd.rd;
+    uv_mutex_unlock(&b->mu);
+    return fd;
+}
+
+int ch_bridge_done(ch_bridge_t *b, ch_wait_t **out, int max)
+{
+    ch_reqtab_t *t = &b->reqs;
+    ch_link_t *l;
+    int n = 0;
+    uv_mutex_lock(&b->mu);
+    while (n < max && (l = ch_list_pop(&t->done)) != NULL)
+        out[n++] = CH_CONTAINER_OF(l, ch_wait_t, dlink);
+    if (ch_list_empty(&t->done) && t->donefd_open)
+        ch_wakefd_clear(&t->donefd);
+    uv_mutex_unlock(&b->mu);
+    return n;
 }
 
 typedef struct by_token {

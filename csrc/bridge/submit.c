@@ -45,9 +45,13 @@ void ch_cmds_free(ch_bridge_t *b)
     /* Commands that raced with close never reached the node. */
     while ((l = ch_list_pop(&b->cmds.queue)) != NULL) {
         ch_cmd_t *cmd = CH_CONTAINER_OF(l, ch_cmd_t, link);
-        if (cmd->kind == CH_CMD_WAITED)
-            ch_free(CH_CONTAINER_OF(cmd, ch_wait_t, sc.cmd));
-        else
+        if (cmd->kind == CH_CMD_WAITED) {
+            ch_wait_t *w = CH_CONTAINER_OF(cmd, ch_wait_t, sc.cmd);
+            /* A request failed at close may be listed as done too. */
+            if (ch_link_listed(&w->dlink))
+                ch_list_remove(&b->reqs.done, &w->dlink);
+            ch_free(w);
+        } else
             ch_free(cmd); /* a ch_sendcmd_t or ch_batch_t starts with it */
     }
     ch_list_move(&b->cmds.pool, &b->cmds.spare);
@@ -122,6 +126,8 @@ int ch_submit(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
         w->refs = 2; /* the core's and the waiter's */
         w->reply = NULL;
         w->detail[0] = '\0';
+        w->announced = (flags & CH_SEND_ANNOUNCE) != 0;
+        w->dlink.next = w->dlink.prev = NULL;
     } else if (!pooled && (sc = ch_malloc(sizeof(*sc) + payload)) == NULL) {
         ch_free(req);
         return CH_ENOMEM;

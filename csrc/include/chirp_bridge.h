@@ -146,6 +146,23 @@ int ch_bridge_wait(ch_bridge_t *b, ch_wait_t **wait, int timeout_ms,
  * reply is dropped. */
 void ch_bridge_abandon(ch_bridge_t *b, ch_wait_t *wait);
 
+/* Announced waits, for a thread that runs an event loop (asyncio) and
+ * must not block: like ch_bridge_send_wait (request 0) or
+ * ch_bridge_request_wait (request 1), but *wait is set at once, and once
+ * its result is in it is listed for ch_bridge_done, and ch_bridge_done_fd
+ * turns readable.  Take the result with ch_bridge_wait(b, wait, 0, ...),
+ * or give up with ch_bridge_abandon (a request's late reply is dropped).
+ * Returns CH_OK, or CH_ENOMEM, CH_EINVAL, CH_ECLOSED (no wait made). */
+int ch_bridge_start(ch_bridge_t *b, const ch_dest_t *dest, const char *data,
+                    size_t data_len, const char *header, size_t header_len,
+                    int request, ch_wait_t **wait);
+/* An fd, readable while announced waits are done and not taken (made on
+ * the first call, closed by ch_bridge_free); -1 if it cannot be made. */
+int ch_bridge_done_fd(ch_bridge_t *b);
+/* Up to max announced waits whose results are in, oldest first, into
+ * out; none left: the fd is no longer readable.  Returns how many. */
+int ch_bridge_done(ch_bridge_t *b, ch_wait_t **out, int max);
+
 /* -------------------------------------------------------------- receiving */
 
 /* Wait up to timeout_ms (-1: forever) for received messages; returns how

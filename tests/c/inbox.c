@@ -15,6 +15,7 @@
 
 #include "bridge/inbox.h"
 #include "chirp_common.h"
+#include "testkit.h"
 
 #define CAP 4096
 #define MAXB 512
@@ -28,18 +29,6 @@ typedef struct {
 
 static held_t held[MAXB];
 static int nheld;
-static int failures;
-
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            printf("FAIL line %d: ", __LINE__);                           \
-            printf(__VA_ARGS__);                                          \
-            printf("\n");                                                 \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
-
 static size_t rounded(size_t n)
 {
     return (HDR + n + 7) & ~(size_t)7;
@@ -155,6 +144,6 @@ int main(void)
     CHECK(in.used == 0, "empty at last");
     CHECK(ch_inbox_alloc(&in, CAP + 1) == NULL, "bigger than the ring");
     ch_inbox_free(&in);
-    printf("inbox: %s\n", failures ? "FAILED" : "ok");
-    return failures ? 1 : 0;
+    printf("inbox: %s\n", kit_failed() ? "FAILED" : "ok");
+    return kit_failed();
 }

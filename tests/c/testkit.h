@@ -11,6 +11,30 @@
 #include "chirp.h"
 #include "chirp_testing.h"
 
+/* The failed checks of the program so far. */
+static inline int *kit_failures(void)
+{
+    static int n;
+    return &n;
+}
+
+/* Check cond; if false, say where and why (printf arguments), and count
+ * it: the program then exits non-zero (return kit_failed()). */
+#define CHECK(cond, ...)                                                    \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            printf("FAIL line %d: ", __LINE__);                             \
+            printf(__VA_ARGS__);                                            \
+            printf("\n");                                                   \
+            (*kit_failures())++;                                            \
+        }                                                                   \
+    } while (0)
+
+static inline int kit_failed(void)
+{
+    return *kit_failures() != 0;
+}
+
 /* Plaintext, IPv4 loopback only, an ephemeral port. */
 static inline void kit_config(ch_config_t *cfg, int synchronous,
                               double timeout)
