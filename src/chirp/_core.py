@@ -33,7 +33,7 @@ from .errors import (
     MessageSizeError,
     error_from,
 )
-from .message import Message
+from .message import Message, as_bytes
 
 Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
@@ -48,15 +48,6 @@ _EACH_MIN = 4096  # send_many: messages this big on average are not joined first
 _META = struct.Struct("=6I")  # ch_msg_meta_t: offset serial data_len header_len port flags
 _SAME_SOURCE = lib.CH_META_SAME_SOURCE
 post = lib.ch_bridge_post  # the hot path, bound once
-
-
-def as_bytes(name: str, value: Any) -> bytes:
-    """bytes from a bytes-like value; TypeError naming the argument."""
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, str):
-        raise TypeError(f"{name} must be bytes-like, not str (encode it first)")
-    raise TypeError(f"{name} must be bytes-like, got {type(value).__name__}")
 
 
 _raw_alloc = ffi.new_allocator(should_clear_after_alloc=False)
@@ -131,6 +122,7 @@ class Core:
         self.fd_used = False  # see _take_max
         self.local = _Scratch()
         self.addr_cache: dict[Address, Any] = {}  # (host, port) -> ch_dest_t cdata
+        self.links: dict[Any, Any] = {}  # event loop -> _aio.Link
         self.names: dict[bytes, str] = {}  # raw address -> text
         self.pump_thread = threading.Thread(
             target=_pump.run, args=(self,), name=f"chirp-pump-{self.port}", daemon=True
@@ -428,19 +420,27 @@ class Core:
         asked for once fileno() is in use, so that the fd tells the truth."""
         return min(max_count, BATCH) if self.fd_used else BATCH
 
-    def recv_many(self, max_count: int, timeout: float | None) -> list[Message]:
-        """Up to max_count messages; waits up to timeout for the first one."""
+    def from_inbox(self, max_count: int) -> list[Message]:
+        """Up to max_count messages a batch before left here (no waiting)."""
         out: list[Message] = []
         inbox = self.inbox
         while inbox and len(out) < max_count:
             try:
                 out.append(inbox.popleft())
-            except IndexError:
+            except IndexError:  # another thread took the last one
                 break
+        return out
+
+    def recv_many(self, max_count: int, timeout: float | None, held: bool = False) -> list[Message]:
+        """Up to max_count messages; waits up to timeout for the first one.
+        held: each keeps its slot until released, whatever auto_release
+        says (a handler replies first)."""
+        out = self.from_inbox(max_count)
         if out:
             return out
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.auto_release:
+        release = self.auto_release and not held
+        if release:
             got = self._recv_copied(max_count, deadline, timeout)
             if got is not None:
                 return got
@@ -450,18 +450,18 @@ class Core:
         # freed together make the C allocator give the memory back to the
         # system, and the next copies fault it in again page by page: a
         # 1 MiB stream into recv_many ran at half the rate with 4 here).
-        most = min(max_count, _BIG_BATCH) if self.auto_release else self._take_max(max_count)
+        most = min(max_count, _BIG_BATCH) if release else self._take_max(max_count)
         n = self._take(lambda wait: lib.ch_bridge_recv(self.b, arr, most, wait), deadline, timeout)
         if n <= 0:  # another thread left messages for us
-            return self.recv_many(max_count, 0)
+            return self.recv_many(max_count, 0, held)
         msgs = [self.make_message(arr[i]) for i in range(n)]
-        if self.auto_release:
+        if release:
             lib.ch_bridge_release(self.b, arr, n)  # does nothing once closed
         else:
             for i in range(n):
                 msgs[i].hold(self, arr[i])
         if n > max_count:
-            inbox.extend(msgs[max_count:])
+            self.inbox.extend(msgs[max_count:])
             del msgs[max_count:]
         return msgs
 
@@ -485,7 +485,7 @@ class Core:
         if n == 0:  # too big to copy here
             return None
         if n < 0:  # another thread left messages for us
-            return self.recv_many(max_count, 0)
+            return self.recv_many(max_count, 0, False)
         end = used[0]
         # Small messages: one copy of the batch, then cheap bytes slices;
         # big ones are sliced from the C buffer (no second copy of them).
@@ -552,6 +552,8 @@ class Core:
             if self.closing:
                 return
             self.closing = True
+        for lk in list(self.links.values()):  # coroutines waiting in arecv()
+            lk.fail_soon(self.closed_error())
         # Wait for the loop thread (up to the linger) a slice at a time, so
         # that Ctrl-C works meanwhile: it ends the linger at once.  The
         # memory goes with self.b.

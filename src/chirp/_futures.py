@@ -156,6 +156,16 @@ class ChirpFuture(Future):
         if self._state == PENDING and core is not None and core.forked:
             raise core.closed_error()
 
+    def __await__(self) -> Any:
+        """Await it on asyncio (see _aio.await_future)."""
+        if self._state == FINISHED:
+            if self._exception is not None:
+                raise self._exception
+            return self._result
+        from . import _aio
+
+        return (yield from _aio.await_future(self))
+
     def result(self, timeout: float | None = None) -> Any:
         """As Future.result; a finished Future answers without locking."""
         if self._state == FINISHED:

@@ -74,3 +74,12 @@ class Message:
             f"<chirp.Message from {self.address}:{self.port} serial={self.serial} "
             f"header={len(self.header)}B data={len(self.data)}B>"
         )
+
+
+def as_bytes(name: str, value: Any) -> bytes:
+    """bytes from a bytes-like value to send; TypeError naming the argument."""
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be bytes-like, not str (encode it first)")
+    raise TypeError(f"{name} must be bytes-like, got {type(value).__name__}")

@@ -6,12 +6,14 @@ with what it promises; the work is the core's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import weakref
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from typing import Any
 
-from . import _futures
+from . import _aio, _futures, _serve
 from ._core import Address, Buffer, Core, post
 from ._lifecycle import collected
 from .config import Config
@@ -41,6 +43,7 @@ class Node:
         # Collected while open: collected().  At exit: _lifecycle's handler.
         self._finalizer = weakref.finalize(self, collected, self._core)
         self._finalizer.atexit = False
+        self._stop = threading.Event()  # see stop()
         log.debug("node %s listening on port %d", self._core.identity.hex(), self._core.port)
 
     # -- properties --------------------------------------------------------
@@ -182,6 +185,102 @@ class Node:
         from the core than they return, so the fd stays exact; after it
         turns readable, receive with timeout=0 until ChirpTimeoutError."""
         return self._core.fileno()
+
+    # -- asyncio -------------------------------------------------------------
+    # On the running loop: the node's event fd wakes waiting receivers, and
+    # completions come in batches (_aio.py); no thread per await.
+
+    async def arecv(self, timeout: float | None = None) -> Message:
+        """The next message, on asyncio; TimeoutError (ChirpTimeoutError)
+        after timeout seconds (None: none), ClosedError once the node
+        closes.  A cancelled arecv loses nothing: a message it had already
+        taken goes back, first in line for the next receiver."""
+        return (await _aio.receive(self._core, 1, _check_timeout(timeout), False))[0]
+
+    async def arecv_many(self, max_count: int = 64, timeout: float | None = None) -> list[Message]:
+        """Up to max_count messages, on asyncio, waiting up to timeout for
+        the first (cancelled, it loses nothing, as arecv)."""
+        if max_count < 1:
+            raise ValueError(f"max_count must be >= 1, got {max_count}")
+        return await _aio.receive(self._core, max_count, _check_timeout(timeout), False)
+
+    def asend(self, address: Address, data: Buffer, header: Buffer = b"") -> Future:
+        """send() for asyncio: queues the message now and returns a Future to
+        await, which gives what send() would (None, or its error).  A
+        stream may await only every Nth (they finish in order).  Cancelling
+        the awaiting task leaves the message to the core: it is still
+        written (synchronous: acknowledged) or fails there."""
+        return self.send_async(address, data, header)
+
+    async def arequest(
+        self,
+        address: Address,
+        data: Buffer,
+        header: Buffer = b"",
+        timeout: float | None = None,
+    ) -> Message:
+        """request() for asyncio: the reply (TimeoutError after timeout
+        seconds; None: 2 x the node's timeout).  The reply comes from the
+        node's thread to the loop directly (the bridge's done fd).  A
+        cancelled arequest withdraws the request: a reply that comes later
+        is dropped, never received."""
+        timeout = 2 * self._core.cfg.timeout if timeout is None else _check_timeout(timeout)
+        return await _aio.request(self._core, address, data, header, timeout)
+
+    def areply(self, msg: Message, data: Buffer, header: Buffer = b"") -> Future:
+        """reply() for asyncio: a Future to await, as asend's."""
+        return self.reply_async(msg, data, header)
+
+    async def aclose(self, linger: float | None = None) -> None:
+        """close() without blocking the event loop (the linger runs in a
+        worker thread); coroutines waiting in arecv() get ClosedError."""
+        if self._core.forked:
+            raise self._core.closed_error()
+        await asyncio.get_running_loop().run_in_executor(None, self.close, linger)
+
+    async def __aenter__(self) -> Node:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if not self._core.forked:
+            await self.aclose()
+
+    def __aiter__(self) -> Node:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            return await self.arecv()
+        except ClosedError:
+            raise StopAsyncIteration from None
+
+    # -- handlers --------------------------------------------------------------
+
+    def serve(self, handler: Any, workers: int = 4, executor: Executor | None = None) -> None:
+        """Run handler(msg) for every message on a pool of worker threads
+        (or executor), until the node closes or stop() is called; blocks.
+        What the handler returns (bytes, or (data, header)) is sent as the
+        reply before the message is released; a handler that raises is
+        logged with the message's origin, and the message released.  At
+        most ``workers`` messages are in progress: the rest wait in the
+        node's slots, so a slow handler holds senders back.  Ctrl-C stops
+        it: what is in progress finishes first."""
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self._stop.clear()
+        _serve.serve(self, handler, workers, executor, self._stop)
+
+    async def aserve(self, handler: Any, concurrency: int = 4) -> None:
+        """serve() on asyncio: ``await handler(msg)`` in up to concurrency
+        tasks, until the node closes or stop() is called."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self._stop.clear()
+        await _serve.aserve(self, handler, concurrency, self._stop)
+
+    def stop(self) -> None:
+        """Make serve() and aserve() return (within a fraction of a second)."""
+        self._stop.set()
 
     # -- lifecycle -------------------------------------------------------------
 

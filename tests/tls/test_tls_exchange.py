@@ -96,3 +96,28 @@ def test_reading_stops_and_resumes_with_ciphertext_buffered(scenario, auto_relea
     r = scenario("stall", auto_release=auto_release, count=120)
     assert r["errors"] == [], r
     assert r["intact_in_order"] == 120, r
+
+
+@pytest.mark.parametrize("sync", [True, False], ids=_mode)
+def test_asyncio_methods_across_processes(scenario, sync):
+    """arequest, asend, arecv_many, async for and areply over TLS, with an
+    echo node and a requesting node in two other processes (opposite
+    mode)."""
+    r = scenario("aio", synchronous=sync, count=1000)
+
+    assert [q["size"] for q in r["requests"]] == SIZES, r
+    for q in r["requests"]:
+        assert q["ok"] and q["identity_ok"], q
+        assert q["address"] == ADDRESS, q
+
+    stream = r["stream"]
+    assert stream["send_results_none"], stream
+    assert stream["received"] == 1000 and stream["in_order"], stream
+
+    asker = r["asker"]
+    assert asker["n_errors"] == 0, asker
+    assert asker["answers"] == [[i, "re:ask"] for i in range(50)], asker
+
+    peer = r["peer"]
+    assert peer["n_errors"] == 0, peer
+    assert peer["received"] == len(SIZES) + 1000, peer
