@@ -8,10 +8,12 @@ installed package, never from src/).  The pieces, all in bench/:
 
 - run.py: this entry point, the options, the run;
 - harness.py: worker processes (Child), where things are (Env);
-- scenarios_streams.py (1-4), scenarios_c_memory.py (5, 6);
+- scenarios_streams.py (1-4), scenarios_c_memory.py (5, 6),
+  scenarios_aio.py (7);
 - report.py: the rows and the table;
 - worker.py (``python bench/worker.py SPEC``) with worker_chirp.py,
-  worker_pyzmq.py, worker_libchirp.py, worker_util.py: the processes
+  worker_pyzmq.py, worker_libchirp.py, worker_aio.py, worker_util.py: the
+  processes
   measured.  The libchirp workers run with the libchirp virtualenv's
   python, so these import nothing but the standard library at the top
   (chirp, zmq and libchirp are imported inside the workers that need them).
@@ -31,6 +33,10 @@ Scenarios (``--scenario N``, repeatable; default all):
    (two processes), built from the source tree.
 6. memory: RSS of a node holding 1,000 idle connections; RSS across a
    stream of --soak-seconds.
+7. asyncio and handlers: asend / async for beside zmq.asyncio PUSH/PULL
+   and chirp's blocking stream; arequest beside zmq.asyncio REQ/REP;
+   serve() on 4 workers and aserve() beside the blocking echo, for a
+   requester with 64 requests outstanding.
 
 Nothing here asserts speed; the numbers are for reading.
 """
@@ -46,11 +52,20 @@ from types import FrameType
 
 from harness import Env, kill_all
 from report import add_ratios, format_table
+from scenarios_aio import scenario7
 from scenarios_c_memory import scenario5, scenario6
 from scenarios_streams import netns_main, scenario1, scenario2, scenario3, scenario4
 from worker_util import now
 
-SCENARIOS = {1: scenario1, 2: scenario2, 3: scenario3, 4: scenario4, 5: scenario5, 6: scenario6}
+SCENARIOS = {
+    1: scenario1,
+    2: scenario2,
+    3: scenario3,
+    4: scenario4,
+    5: scenario5,
+    6: scenario6,
+    7: scenario7,
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

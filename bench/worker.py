@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 
+import worker_aio
 import worker_chirp
 import worker_libchirp
 import worker_pyzmq
@@ -50,6 +51,7 @@ def _w_conn_holder(spec: dict) -> dict:
 
 ROLES = {
     **worker_chirp.ROLES,
+    **worker_aio.ROLES,
     **worker_pyzmq.ROLES,
     **worker_libchirp.ROLES,
     "conn-holder": _w_conn_holder,
