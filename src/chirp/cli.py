@@ -1,103 +1,125 @@
-"""chirp's command line: ``python -m chirp demo`` and friends."""
+"""chirp's command line (the ``chirp`` script and ``python -m chirp``):
+listen, send and request from a shell, the demo, the PKI helper."""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import shlex
-import subprocess
 import sys
-import time
-from concurrent.futures import wait
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
-from . import ChirpTimeoutError, Node
+from . import ChirpError, Message, Node, __version__
 
 
-def _peer(args: argparse.Namespace) -> int:
-    """The demo's second process: replies to requests, counts the rest."""
-    count = 0
-    with Node(port=args.port, synchronous=False, disable_encryption=True, bind_v6="") as node:
-        print(f"READY {node.port}", flush=True)
-        deadline = time.monotonic() + args.lifetime
-        while time.monotonic() < deadline:
-            try:
-                batch = node.recv_many(64, timeout=0.5)
-            except ChirpTimeoutError:
-                continue
-            for msg in batch:
-                if msg.header == b"echo":
-                    node.reply_async(msg, msg.data)
-                elif msg.header == b"count?":
-                    node.reply(msg, str(count).encode())
-                elif msg.header == b"bye":
-                    node.reply(msg, b"bye")
-                    return 0
-                else:
-                    count += 1
+def parse_address(text: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 address in brackets: [::1]:2998) as (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def _node_options(p: argparse.ArgumentParser, port: int) -> None:
+    """The options every command that makes a node has."""
+    g = p.add_argument_group("node")
+    g.add_argument("--port", type=int, default=port, help=f"port to listen on (default {port})")
+    g.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    g.add_argument("--cert-chain", metavar="PEM", help="TLS: certificate, CA, key (chirp pki)")
+    g.add_argument("--dh-params", metavar="PEM", help="TLS: DH parameters for TLS 1.2 peers")
+    g.add_argument(
+        "--plaintext", action="store_true", help="no TLS to any peer (default: TLS off loopback)"
+    )
+
+
+def _node(args: argparse.Namespace, **more: Any) -> Node:
+    return Node(
+        port=args.port,
+        timeout=args.timeout,
+        cert_chain_pem=args.cert_chain,
+        dh_params_pem=args.dh_params,
+        disable_encryption=args.plaintext,
+        **more,
+    )
+
+
+def _as_json(msg: Message) -> str:
+    """One message as a JSON line: data and header as text when they are
+    UTF-8, else base64 (data_base64, header_base64)."""
+    out: dict[str, Any] = {
+        "address": msg.address,
+        "port": msg.port,
+        "identity": msg.identity.hex(),
+        "remote_identity": msg.remote_identity.hex(),
+    }
+    for name, raw in (("header", msg.header), ("data", msg.data)):
+        try:
+            out[name] = bytes(raw).decode()
+        except UnicodeDecodeError:
+            out[name + "_base64"] = base64.b64encode(raw).decode()
+    return json.dumps(out)
+
+
+def _as_text(msg: Message) -> str:
+    head = f" [{bytes(msg.header).decode(errors='backslashreplace')}]" if msg.header else ""
+    return f"{msg.address}:{msg.port}{head} {bytes(msg.data).decode(errors='backslashreplace')}"
+
+
+def _listen(args: argparse.Namespace) -> int:
+    """Print what arrives (one line per message), until --count or Ctrl-C."""
+    seen = 0
+    with _node(args, synchronous=False) as node:
+        print(f"listening on port {node.port}", file=sys.stderr, flush=True)
+        try:
+            while args.count is None or seen < args.count:
+                msg = node.recv()
+                print(_as_json(msg) if args.json else _as_text(msg), flush=True)
+                seen += 1
+                if args.echo:
+                    node.reply(msg, msg.data, msg.header)
+        except KeyboardInterrupt:
+            pass
+    print(f"{seen} message(s) received", file=sys.stderr)
     return 0
 
 
-def _rate(n: int, seconds: float) -> str:
-    return f"{n / seconds:,.0f} msg/s" if seconds > 0 else "n/a"
+def _payloads(args: argparse.Namespace, stdin: BinaryIO) -> Iterator[bytes]:
+    if args.data is not None and args.data != "-":
+        yield args.data.encode()
+    elif args.lines:
+        for line in stdin:
+            yield line.rstrip(b"\r\n")
+    else:
+        yield stdin.read()
 
 
-def _demo(args: argparse.Namespace) -> int:
-    """Two nodes in two processes: synchronous, asynchronous, request/reply."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "chirp", "_peer", "--port", "0", "--lifetime", "120"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = child.stdout.readline() if child.stdout else ""
-        if not line.startswith("READY "):
-            print("demo: the peer process did not start", file=sys.stderr)
-            return 1
-        peer = ("127.0.0.1", int(line.split()[1]))
-        print(f"peer process {child.pid} listening on {peer[0]}:{peer[1]}")
-        n = args.count
-        payload = b"x" * args.size
-        with Node(port=0, synchronous=True, disable_encryption=True, bind_v6="") as sync_node:
-            print(f"synchronous node on port {sync_node.port}, identity {sync_node.identity.hex()}")
-            t = time.perf_counter()
-            for _ in range(n):
-                sync_node.send(peer, payload)
-            dt = time.perf_counter() - t
-            print(f"  sent {n} x {args.size} B synchronously, each acknowledged: {_rate(n, dt)}")
-            t = time.perf_counter()
-            futs = [sync_node.send_async(peer, payload) for _ in range(n)]
-            wait(futs)
-            dt = time.perf_counter() - t
-            failed = sum(1 for f in futs if f.exception() is not None)
-            print(
-                f"  sent {n} x {args.size} B synchronously, pipelined futures: "
-                f"{_rate(n, dt)} ({failed} failed)"
-            )
-        with Node(port=0, synchronous=False, disable_encryption=True, bind_v6="") as node:
-            print(f"asynchronous node on port {node.port}")
-            m = n * 10
-            t = time.perf_counter()
-            futs = [node.send_async(peer, payload) for _ in range(m)]
-            wait(futs)
-            dt = time.perf_counter() - t
-            failed = sum(1 for f in futs if f.exception() is not None)
-            print(f"  sent {m} x {args.size} B asynchronously: {_rate(m, dt)} ({failed} failed)")
-            t = time.perf_counter()
-            for i in range(n):
-                answer = node.request(peer, b"ping %d" % i, header=b"echo")
-                assert answer.data == b"ping %d" % i
-            dt = time.perf_counter() - t
-            print(f"  {n} request/reply round trips: {_rate(n, dt)}")
-            got = int(node.request(peer, b"", header=b"count?").data)
-            print(f"  the peer counted {got} messages (expected {2 * n + m})")
-            node.request(peer, b"", header=b"bye")
-        child.wait(timeout=10)
-        print("demo done")
-        return 0 if got == 2 * n + m else 1
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+def _send(args: argparse.Namespace) -> int:
+    """Send DATA, or stdin, and wait until each is acknowledged (--async:
+    written)."""
+    header = args.header.encode()
+    with _node(args, synchronous=not args.no_ack) as node:
+        futs = [node.send_async(args.address, d, header) for d in _payloads(args, sys.stdin.buffer)]
+        failed = [f.exception() for f in futs if f.exception() is not None]
+    if failed:
+        print(f"chirp send: {len(failed)} of {len(futs)} failed: {failed[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _request(args: argparse.Namespace) -> int:
+    """Send DATA and print the reply's data."""
+    with _node(args, synchronous=False) as node:
+        answer = node.request(args.address, args.data.encode(), args.header.encode())
+    if args.json:
+        print(_as_json(answer))
+    else:
+        sys.stdout.buffer.write(bytes(answer.data) + b"\n")
+    return 0
 
 
 def _pki(args: argparse.Namespace) -> int:
@@ -146,10 +168,38 @@ def _bench(args: argparse.Namespace) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m chirp`` and the ``chirp`` script."""
-    p = argparse.ArgumentParser(prog="chirp", description="chirp message passing")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import demo
+
+    return demo(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser."""
+    p = argparse.ArgumentParser(prog="chirp", description="chirp: brokerless message passing")
+    p.add_argument("--version", action="version", version=f"chirp {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    ls = sub.add_parser("listen", help="print the messages that arrive, one per line")
+    _node_options(ls, 2998)
+    ls.add_argument("--json", action="store_true", help="one JSON object per message")
+    ls.add_argument("--count", type=int, help="exit after N messages")
+    ls.add_argument("--echo", action="store_true", help="answer each message with its data")
+    ls.set_defaults(func=_listen)
+    s = sub.add_parser("send", help="send DATA, or stdin, to HOST:PORT")
+    s.add_argument("address", type=parse_address, metavar="HOST:PORT")
+    s.add_argument("data", nargs="?", help="the message; - or none: stdin")
+    s.add_argument("--lines", action="store_true", help="stdin: one message per line")
+    s.add_argument("--header", default="", help="the messages' header")
+    s.add_argument("--no-ack", action="store_true", help="done when written, not acknowledged")
+    _node_options(s, 0)
+    s.set_defaults(func=_send)
+    r = sub.add_parser("request", help="send DATA to HOST:PORT and print the reply")
+    r.add_argument("address", type=parse_address, metavar="HOST:PORT")
+    r.add_argument("data")
+    r.add_argument("--header", default="", help="the request's header")
+    r.add_argument("--json", action="store_true", help="the reply as a JSON object")
+    _node_options(r, 0)
+    r.set_defaults(func=_request)
     d = sub.add_parser("demo", help="two nodes in two processes exchanging messages")
     d.add_argument("--count", type=int, default=2000, help="messages per scenario")
     d.add_argument("--size", type=int, default=64, help="payload size in bytes")
@@ -166,12 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     b.add_argument("args", nargs="*")
     b.set_defaults(func=_bench)
-    q = sub.add_parser("_peer", help=argparse.SUPPRESS)
-    q.add_argument("--port", type=int, default=0)
-    q.add_argument("--lifetime", type=float, default=120.0)
-    q.set_defaults(func=_peer)
-    args = p.parse_args(argv)
-    return int(args.func(args))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m chirp`` and the ``chirp`` script."""
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ChirpError, OSError, TypeError, ValueError) as e:
+        print(f"chirp {args.cmd}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
