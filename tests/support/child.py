@@ -6,10 +6,10 @@ A child never outlives the test process:
 - it runs in a process group of its own (a new session), so it is killed
   together with whatever it started in that group;
 - before it runs, the kernel is asked to SIGKILL it when the thread that
-  started it ends (prctl PR_SET_PDEATHSIG), so a test process killed with
-  kill -9, or ended by the hang guard, takes its children along.  Start a
-  child from the test's own thread, not from a helper thread that ends
-  first;
+  started it ends (PR_SET_PDEATHSIG, set by `setpriv --pdeathsig`), so a
+  test process killed with kill -9, or ended by the hang guard, takes its
+  children along.  Start a child from the test's own thread, not from a
+  helper thread that ends first;
 - Child.close() kills the group (SIGTERM first, then SIGKILL), and a
   finalizer does the same should a test drop a Child without closing it;
   run() kills the group before it returns, however it returns.
@@ -24,10 +24,10 @@ This module does not import chirp.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,14 +39,6 @@ from dataclasses import dataclass
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(TESTS)
-
-_PR_SET_PDEATHSIG = 1
-try:
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-    _prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-    _prctl.restype = ctypes.c_int
-except (OSError, AttributeError):  # not Linux: groups and close() only
-    _prctl = None
 
 
 class ChildError(AssertionError):
@@ -74,26 +66,26 @@ def python(module: str, *args, interpreter: str | None = None) -> list[str]:
     return [interpreter or sys.executable, "-u", "-m", module, *[str(a) for a in args]]
 
 
-def _die_with_parent(parent_pid: int):
-    def preexec():  # in the forked child, before exec
-        if _prctl is not None:
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:
-            os._exit(1)  # the parent ended before we asked: do not start
-
-    return preexec
+# The kernel's parent-death signal is set by exec'ing the child through
+# util-linux's setpriv, not by a preexec_fn: Python code run between fork()
+# and exec() in a process with threads can deadlock on a lock another
+# thread held at the fork (seen under ASan: the child hung in the
+# allocator's lock while re-making threading's locks).
+_SETPRIV = shutil.which("setpriv")
 
 
 def _popen(argv, *, stdin, stderr, env, cwd) -> subprocess.Popen:
+    argv = [str(a) for a in argv]
+    if _SETPRIV is not None:
+        argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
     return subprocess.Popen(
-        [str(a) for a in argv],
+        argv,
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=stderr,
         env=env,
         cwd=cwd,
         start_new_session=True,  # its own process group
-        preexec_fn=_die_with_parent(os.getpid()),
     )
 
 
