@@ -6,6 +6,7 @@
 True
 """
 
+from ._futures import ChirpFuture
 from .config import Config
 from .errors import (
     AddressError,
@@ -27,6 +28,7 @@ __all__ = [
     "AddressError",
     "ChirpConnectionError",
     "ChirpError",
+    "ChirpFuture",
     "ChirpMemoryError",
     "ChirpTimeoutError",
     "ClosedError",

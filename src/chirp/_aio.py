@@ -30,6 +30,7 @@ from typing import Any
 from ._chirp import ffi, lib
 from ._pump import BATCH
 from .errors import ChirpTimeoutError, ClosedError, error_from
+from .message import Message
 
 _DETAIL = 256
 _DONE = 64  # finished requests taken at once
@@ -42,19 +43,19 @@ class Link:
         self.core = core
         self.loop = loop
         self.fd = core.fileno()
-        self.waiters: deque[tuple[asyncio.Future, int, bool]] = deque()
+        self.waiters: deque[tuple[asyncio.Future[Any], int, bool]] = deque()
         self.reading = False
         self.lock = threading.Lock()  # settled and scheduled: any thread
-        self.settled: list[tuple[Any, asyncio.Future]] = []
+        self.settled: list[tuple[Any, asyncio.Future[Any]]] = []
         self.scheduled = False
-        self.waits: dict[int, tuple[asyncio.Future, Any]] = {}  # announced
+        self.waits: dict[int, tuple[asyncio.Future[Any], Any]] = {}  # announced
         self.done_fd = -1
         self.watching = False
         self.c: Any = None  # the C buffers of requests, made on first use
 
     # -- requests, on the loop ------------------------------------------------
 
-    def start(self, dest: Any, data: bytes, header: bytes) -> tuple[int, asyncio.Future]:
+    def start(self, dest: Any, data: bytes, header: bytes) -> tuple[int, asyncio.Future[Any]]:
         """Send a request whose reply the loop takes: (key, Future)."""
         c = self.c
         if c is None:
@@ -120,7 +121,7 @@ class Link:
 
     # -- completions, from the pump thread --------------------------------
 
-    def completed(self, cf: Any, af: asyncio.Future) -> None:
+    def completed(self, cf: Any, af: asyncio.Future[Any]) -> None:
         """cf finished (any thread): settle af on the loop, in a batch."""
         with self.lock:
             self.settled.append((cf, af))
@@ -147,7 +148,7 @@ class Link:
 
     # -- receiving, on the loop --------------------------------------------
 
-    def want(self, n: int, held: bool) -> asyncio.Future:
+    def want(self, n: int, held: bool) -> asyncio.Future[Any]:
         """A Future of up to n messages (held: kept in their slots)."""
         fut = self.loop.create_future()
         self.waiters.append((fut, n, held))
@@ -180,13 +181,13 @@ class Link:
         if not waiters:
             self.stop_reading()
 
-    def give_back(self, msgs: list) -> None:
+    def give_back(self, msgs: list[Message]) -> None:
         """Messages handed to a coroutine that was cancelled: first in line
         again, for the next receiver."""
         self.core.inbox.extendleft(reversed(msgs))
         self.loop.call_soon(self.deliver)
 
-    def forget(self, fut: asyncio.Future) -> None:
+    def forget(self, fut: asyncio.Future[Any]) -> None:
         """A receiver that stopped waiting: out of the line, and the fd is
         no longer watched when nobody waits (a watched fd would keep the
         node alive)."""
@@ -197,7 +198,7 @@ class Link:
         if not self.waiters:
             self.stop_reading()
 
-    def expire(self, fut: asyncio.Future, timeout: float) -> None:
+    def expire(self, fut: asyncio.Future[Any], timeout: float) -> None:
         if not fut.done():
             fut.set_exception(ChirpTimeoutError(f"no message within {timeout} s"))
 
@@ -228,17 +229,17 @@ class Link:
 def link(core: Any, loop: asyncio.AbstractEventLoop) -> Link:
     """The Link of core and loop, made on first use."""
     links = core.links
-    found = links.get(loop)
+    found: Link | None = links.get(loop)
     if found is None:
         found = links[loop] = Link(core, loop)
     return found
 
 
-async def receive(core: Any, n: int, timeout: float | None, held: bool) -> list:
+async def receive(core: Any, n: int, timeout: float | None, held: bool) -> list[Message]:
     """Up to n messages (at least one), waiting up to timeout; the messages
     of a receive that is cancelled go back, first in line."""
     if core.inbox and not held:  # what the last batch left: no waiting
-        out = core.from_inbox(n)
+        out: list[Message] = core.from_inbox(n)
         if out:
             return out
     if core.closing:
@@ -248,7 +249,8 @@ async def receive(core: Any, n: int, timeout: float | None, held: bool) -> list:
     fut = lk.want(n, held)
     timer = loop.call_later(timeout, lk.expire, fut, timeout) if timeout is not None else None
     try:
-        return await fut
+        msgs: list[Message] = await fut
+        return msgs
     except BaseException:
         if fut.done() and not fut.cancelled() and fut.exception() is None:
             lk.give_back(fut.result())  # handed over, then cancelled
@@ -261,12 +263,12 @@ async def receive(core: Any, n: int, timeout: float | None, held: bool) -> list:
             timer.cancel()
 
 
-def _expire(fut: asyncio.Future, timeout: float) -> None:
+def _expire(fut: asyncio.Future[Any], timeout: float) -> None:
     if not fut.done():
         fut.set_exception(ChirpTimeoutError(f"no reply within {timeout} s"))
 
 
-async def request(core: Any, addr: Any, data: Any, header: Any, timeout: float) -> Any:
+async def request(core: Any, addr: Any, data: Any, header: Any, timeout: float) -> Message:
     """Node.arequest: the reply, taken from the bridge on the loop."""
     if core.closing:
         raise core.closed_error()
@@ -277,7 +279,8 @@ async def request(core: Any, addr: Any, data: Any, header: Any, timeout: float) 
     key, fut = lk.start(dest, data, header)
     timer = loop.call_later(timeout, _expire, fut, timeout)
     try:
-        return await fut
+        reply: Message = await fut
+        return reply
     except BaseException:
         lk.abandon(key)  # cancelled or timed out; a late reply is dropped
         raise

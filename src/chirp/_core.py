@@ -25,7 +25,7 @@ from ._chirp import ffi, lib
 from ._futures import ChirpFuture
 from ._lifecycle import LIVE, Uncached
 from ._pump import BATCH, SLICE_MS
-from .config import to_c
+from .config import Config, to_c
 from .errors import (
     ChirpConnectionError,
     ChirpTimeoutError,
@@ -90,7 +90,7 @@ class Core:
     """Owns the native bridge.  Node holds it; the pump thread holds it too,
     but never the Node, so an unreferenced Node is collected and closed."""
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         c, keep = to_c(cfg)
         out = ffi.new("ch_bridge_t **")
@@ -115,7 +115,7 @@ class Core:
         self.forked = False  # this process is a child that inherited it
         self.ref = weakref.ref(self)  # what Futures hold: not the node's memory
         self.tokens = itertools.count(1)
-        self.pending: dict[int, ChirpFuture] = {}
+        self.pending: dict[int, ChirpFuture[Any]] = {}
         self.keep: dict[int, Any] = {}  # token -> data the core reads uncopied
         self.deadlines: list[tuple[float, int]] = []
         self.inbox: deque[Message] = deque()
@@ -187,7 +187,7 @@ class Core:
             except socket.gaierror as e:
                 raise ChirpConnectionError(f"cannot resolve {host!r}: {e}") from None
             infos.sort(key=lambda i: i[0] != socket.AF_INET)
-            ip = infos[0][4][0]
+            ip = str(infos[0][4][0])
             if lib.ch_parse_address(ip.encode(), proto, dest.address) != 0:
                 raise ChirpConnectionError(f"cannot use address {ip!r} of {host!r}")
         dest.ip_protocol = proto[0]
@@ -270,11 +270,11 @@ class Core:
         lib.ch_bridge_release(self.b, reply, 1)
         return msg
 
-    def _register(self, token: int) -> ChirpFuture:
+    def _register(self, token: int) -> ChirpFuture[Any]:
         """A new Future for token, registered before the core can finish it
         (the pump looks it up); no lock: dict operations are atomic, and a
         node closed meanwhile refuses the send (CH_ECLOSED)."""
-        fut = _futures.new_future()
+        fut: ChirpFuture[Any] = _futures.new_future()
         fut._core_ref = self.ref
         self.pending[token] = fut
         return fut
@@ -292,7 +292,7 @@ class Core:
         identity: bytes | None = None,
         request: bool = False,
         timeout: float | None = None,
-    ) -> ChirpFuture:
+    ) -> ChirpFuture[Any]:
         """Queue a message (any size, a reply, a request); a Future."""
         if self.closing:
             raise self.closed_error()
@@ -327,7 +327,7 @@ class Core:
             self._refused(rc, token)
         return fut
 
-    def send_batch(self, addr: Address, items: Any, header: Buffer) -> ChirpFuture:
+    def send_batch(self, addr: Address, items: Any, header: Buffer) -> ChirpFuture[None]:
         """Queue many messages to one remote in one crossing; one Future."""
         if self.closing:
             raise self.closed_error()
@@ -336,7 +336,7 @@ class Core:
         if not isinstance(header, bytes):
             header = as_bytes("header", header)
         if not datas:
-            fut = _futures.new_future()
+            fut: ChirpFuture[Any] = _futures.new_future()
             fut._finish(None, None)
             return fut
         lens = [len(d) for d in datas]
@@ -404,7 +404,7 @@ class Core:
         while True:
             if self.closing:
                 raise self.closed_error()
-            n = call(slice_ms(deadline))
+            n: int = call(slice_ms(deadline))
             if n >= 0:
                 return n
             if n == lib.CH_ECLOSED:
@@ -491,9 +491,10 @@ class Core:
         # big ones are sliced from the C buffer (no second copy of them).
         raw = fb[0:end] if end <= n * 4096 else fb
         address = self._address
-        msgs = []
+        msgs: list[Message] = []
         append = msgs.append
-        addr = rid = None
+        addr: Any = None
+        rid: Any = None
         for off, serial, dl, hl, port, flags in _META.iter_unpack(fmeta[0 : n * _META.size]):
             proto = flags & 0xFF
             if not flags & _SAME_SOURCE:
@@ -532,7 +533,7 @@ class Core:
         with self.lock:
             if self.closing:
                 raise self.closed_error()
-            fd = lib.ch_bridge_fd(self.b)
+            fd: int = lib.ch_bridge_fd(self.b)
             if fd < 0:
                 raise OSError("chirp: cannot make the notification fd")
             self.fd_used = True

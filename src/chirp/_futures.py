@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Generator
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["FINISHED", "FUTURE_LOCK", "LAZY_FUTURES", "ChirpFuture", "PlainChirpFuture"]
+
+T = TypeVar("T")
 
 # Orders making a condition vs finishing.  Reentrant: a garbage collection
 # inside a locked section may run a Node's finalizer, which finishes that
@@ -44,7 +47,7 @@ FUTURE_FIELDS = frozenset(("_condition", "_state", "_result", "_exception", "_wa
 LAZY_FUTURES = set(vars(Future())) == FUTURE_FIELDS
 
 
-def _watch(fut: ChirpFuture) -> None:
+def _watch(fut: ChirpFuture[Any]) -> None:
     """Give a lazy Future the Condition and lists a Future waits with (on
     first use of any of them), and make the pump hand out its completion
     at once while it is pending: somebody waits or watches."""
@@ -67,21 +70,22 @@ def _lazy_field(key: str) -> property:
     _watch when first used.  A property rather than __getattr__: a class
     with __getattr__ makes every attribute lookup on its instances slow."""
 
-    def get(self: ChirpFuture) -> Any:
+    def get(self: ChirpFuture[Any]) -> Any:
         try:
             return self.__dict__[key]
         except KeyError:
             _watch(self)
             return self.__dict__[key]
 
-    def put(self: ChirpFuture, value: Any) -> None:
+    def put(self: ChirpFuture[Any], value: Any) -> None:
         self.__dict__[key] = value
 
     return property(get, put)
 
 
-class ChirpFuture(Future):
-    """A Future for a message already handed to the core.
+class ChirpFuture(Future[T]):
+    """A Future for a message already handed to the core: a
+    ``concurrent.futures.Future`` that can also be awaited on asyncio.
 
     A send cannot be cancelled (the message may be on the wire); a request
     can, until its reply came: cancelling withdraws it, and a reply that
@@ -156,22 +160,22 @@ class ChirpFuture(Future):
         if self._state == PENDING and core is not None and core.forked:
             raise core.closed_error()
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, T]:
         """Await it on asyncio (see _aio.await_future)."""
         if self._state == FINISHED:
             if self._exception is not None:
                 raise self._exception
-            return self._result
+            return self._result  # type: ignore[no-any-return]
         from . import _aio
 
-        return (yield from _aio.await_future(self))
+        return (yield from _aio.await_future(self))  # type: ignore[no-any-return]
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> T:
         """As Future.result; a finished Future answers without locking."""
         if self._state == FINISHED:
             if self._exception is not None:
                 raise self._exception
-            return self._result
+            return self._result  # type: ignore[no-any-return]
         self._inherited()
         return super().result(timeout)
 
@@ -183,12 +187,12 @@ class ChirpFuture(Future):
         return super().exception(timeout)
 
 
-class PlainChirpFuture(ChirpFuture):
+class PlainChirpFuture(ChirpFuture[T]):
     """The fallback for a Python whose Future has other fields than
     ChirpFuture expects: a whole Future, Condition made at once."""
 
     # Plain attributes again (Future.__init__ sets them on the instance).
-    _condition = _waiters = _done_callbacks = None  # type: ignore[assignment]
+    _condition = _waiters = _done_callbacks = None
 
     def __init__(self) -> None:
         Future.__init__(self)
@@ -196,7 +200,7 @@ class PlainChirpFuture(ChirpFuture):
         self._plain = False
 
 
-new_future: type[ChirpFuture] = ChirpFuture if LAZY_FUTURES else PlainChirpFuture
+new_future: type[ChirpFuture[Any]] = ChirpFuture if LAZY_FUTURES else PlainChirpFuture
 # A stand-in that takes the pump's assignment for a token with no Future
 # (a waited send's): see _Core._succeed.
 NO_FUTURES = itertools.repeat(ChirpFuture())

@@ -27,7 +27,7 @@ log = logging.getLogger("chirp")
 LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-class Uncached(dict):
+class Uncached(dict[Any, Any]):
     """The address cache of a node inherited by a forked child: never a hit,
     so that every send takes the path that refuses it."""
 

@@ -143,50 +143,64 @@ def _check_path(name: str, value: Any) -> None:
         raise ValueError(f"{name}: no such file: {os.fspath(value)!r}")
 
 
-def _validate(self: Any) -> None:
-    """Raise TypeError/ValueError naming the first bad option."""
-    for o in OPTIONS:
-        object.__setattr__(self, o.name, check(o, getattr(self, o.name)))
-    if not self.bind_v4 and not self.bind_v6:
-        raise ValueError("bind_v4 and bind_v6 are both empty: nothing to listen on")
+@dataclass(frozen=True)
+class Config:
+    """The options of a :class:`chirp.Node`, checked when made (TypeError or
+    ValueError naming the option); defaults are libchirp's.  The fields
+    are the core's option table, written out for type checkers and IDEs (a
+    test keeps them equal to the table)."""
 
+    port: int = 2998
+    timeout: float = 5.0
+    reuse_time: float = 30.0
+    max_slots: int = 16
+    synchronous: bool = True
+    buffer_size: int = 0
+    max_msg_size: int = 104857600
+    bind_v4: str = "0.0.0.0"
+    bind_v6: str = "::"
+    identity: bytes | None = None
+    backlog: int = 100
+    disable_encryption: bool = False
+    cert_chain_pem: str | None = None
+    dh_params_pem: str | None = None
+    auto_release: bool = True
+    linger: float | None = None
+    max_inflight: int = 16
+    spin_us: int = 50
+    inbox_size: int = 262144
 
-def _option_names(cls: type) -> list[str]:
-    """The names of all options."""
-    return [o.name for o in OPTIONS]
+    def __post_init__(self) -> None:
+        self.validate()
 
+    def validate(self) -> None:
+        """Raise TypeError/ValueError naming the first bad option."""
+        for o in OPTIONS:
+            object.__setattr__(self, o.name, check(o, getattr(self, o.name)))
+        if not self.bind_v4 and not self.bind_v6:
+            raise ValueError("bind_v4 and bind_v6 are both empty: nothing to listen on")
 
-def _replace(self: Any, **changes: Any) -> Any:
-    """A copy with some options changed (checked again)."""
-    unknown = set(changes) - set(_BY_NAME)
-    if unknown:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return dataclasses.replace(self, **changes)
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The names of all options."""
+        return [o.name for o in OPTIONS]
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some options changed (checked again)."""
+        unknown = set(changes) - set(_BY_NAME)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
 
 
 def _docstring() -> str:
-    lines = [
-        "The options of a :class:`chirp.Node`, checked when made (TypeError or",
-        "ValueError naming the option); defaults are libchirp's.",
-        "",
-    ]
+    lines = [(Config.__doc__ or "").rstrip(), ""]
     for o in OPTIONS:
         lines.append(f"{o.name} ({o.pytype}, default {o.default!r}): {o.doc}")
     return "\n".join(lines)
 
 
-Config = dataclasses.make_dataclass(
-    "Config",
-    [(o.name, o.pytype, dataclasses.field(default=o.default)) for o in OPTIONS],
-    namespace={
-        "__post_init__": _validate,
-        "validate": _validate,
-        "option_names": classmethod(_option_names),
-        "replace": _replace,
-        "__doc__": _docstring(),
-    },
-)
-Config.__module__ = __name__
+Config.__doc__ = _docstring()
 
 
 def to_c(cfg: Any) -> tuple[Any, list[Any]]:

@@ -87,7 +87,8 @@ def error_for(code: str, message: str) -> ChirpError:
 
 def errname(rc: int) -> str:
     """The core's name of an error code ("CH_ETIMEDOUT")."""
-    return ffi.string(lib.ch_errname(rc)).decode()
+    name: str = ffi.string(lib.ch_errname(rc)).decode()
+    return name
 
 
 def error_from(rc: int, detail: str = "") -> ChirpError:

@@ -10,11 +10,12 @@ import asyncio
 import logging
 import threading
 import weakref
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any
 
 from . import _aio, _futures, _serve
 from ._core import Address, Buffer, Core, post
+from ._futures import ChirpFuture
 from ._lifecycle import collected
 from .config import Config
 from .errors import ClosedError
@@ -23,20 +24,59 @@ from .message import Message
 log = logging.getLogger("chirp")
 
 
+class _Unset:
+    """The default of Node's option keywords: "not given" (then the
+    config's value, or the option's default, holds)."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_UNSET: Any = _Unset()
+_NOT_OPTIONS = frozenset(("self", "config", "__class__"))
+
+
 class Node:
     """A chirp node: listens on ``port``, sends to and receives from other nodes.
 
-    Every option of :class:`chirp.Config` is a keyword; a ``Config`` may be
-    passed too.  Use it as a context manager, or call :meth:`close`.
+    Every option of :class:`chirp.Config` is a keyword (see there, or
+    docs/options.md, for what each does); a ``Config`` may be passed too,
+    and keywords given beside it override its values.  Use it as a context
+    manager, or call :meth:`close`.
     """
 
-    def __init__(self, config: Config | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        port: int = _UNSET,
+        timeout: float = _UNSET,
+        reuse_time: float = _UNSET,
+        max_slots: int = _UNSET,
+        synchronous: bool = _UNSET,
+        buffer_size: int = _UNSET,
+        max_msg_size: int = _UNSET,
+        bind_v4: str = _UNSET,
+        bind_v6: str = _UNSET,
+        identity: bytes | None = _UNSET,
+        backlog: int = _UNSET,
+        disable_encryption: bool = _UNSET,
+        cert_chain_pem: str | None = _UNSET,
+        dh_params_pem: str | None = _UNSET,
+        auto_release: bool = _UNSET,
+        linger: float | None = _UNSET,
+        max_inflight: int = _UNSET,
+        spin_us: int = _UNSET,
+        inbox_size: int = _UNSET,
+    ) -> None:
+        # The options given (the rest: config's, or the defaults).
+        given = {k: v for k, v in locals().items() if v is not _UNSET and k not in _NOT_OPTIONS}
         if config is not None and not isinstance(config, Config):
             raise TypeError(f"config must be a chirp.Config, got {type(config).__name__}")
         if config is None:
-            cfg = Config(**options)
-        elif options:
-            cfg = config.replace(**options)
+            cfg = Config(**given)
+        elif given:
+            cfg = config.replace(**given)
         else:
             cfg = config
         self._core = Core(cfg)
@@ -71,7 +111,7 @@ class Node:
 
     # -- sending -----------------------------------------------------------
 
-    def send_async(self, address: Address, data: Buffer, header: Buffer = b"") -> Future:
+    def send_async(self, address: Address, data: Buffer, header: Buffer = b"") -> ChirpFuture[None]:
         """Queue a message; the Future resolves to None when it is written
         (asynchronous mode) or acknowledged (synchronous mode), or fails."""
         # The hottest call: a known address and small bytes go straight to
@@ -88,7 +128,7 @@ class Node:
             or len(data) + len(header) > core.small
         ):
             return core.send(address, data, header)
-        fut = _futures.new_future()
+        fut: ChirpFuture[None] = _futures.new_future()
         fut._core_ref = core.ref
         token = next(core.tokens)
         core.pending[token] = fut  # before the core can finish it
@@ -101,7 +141,7 @@ class Node:
         """Send and block until written / acknowledged; raises on failure."""
         self._core.send_wait(address, data, header)
 
-    def send_many(self, address: Address, items: Any, header: Buffer = b"") -> Future:
+    def send_many(self, address: Address, items: Any, header: Buffer = b"") -> ChirpFuture[None]:
         """Queue many messages (an iterable of bytes) to one remote in one step.
 
         Far cheaper per message than send_async.  The one Future resolves to
@@ -117,7 +157,7 @@ class Node:
             raise TypeError(f"msg must be a chirp.Message, got {type(msg).__name__}")
         self._core.send_wait((msg.address, msg.port), data, header, identity=msg.identity)
 
-    def reply_async(self, msg: Message, data: Buffer, header: Buffer = b"") -> Future:
+    def reply_async(self, msg: Message, data: Buffer, header: Buffer = b"") -> ChirpFuture[None]:
         """Queue the answer to msg; a Future like send_async's."""
         if not isinstance(msg, Message):
             raise TypeError(f"msg must be a chirp.Message, got {type(msg).__name__}")
@@ -129,7 +169,7 @@ class Node:
         data: Buffer,
         header: Buffer = b"",
         timeout: float | None = None,
-    ) -> Future:
+    ) -> ChirpFuture[Message]:
         """Send and resolve to the reply (the message with the same identity).
         With a timeout the Future fails with ChirpTimeoutError when no reply came."""
         if timeout is not None and not timeout > 0:
@@ -204,7 +244,7 @@ class Node:
             raise ValueError(f"max_count must be >= 1, got {max_count}")
         return await _aio.receive(self._core, max_count, _check_timeout(timeout), False)
 
-    def asend(self, address: Address, data: Buffer, header: Buffer = b"") -> Future:
+    def asend(self, address: Address, data: Buffer, header: Buffer = b"") -> ChirpFuture[None]:
         """send() for asyncio: queues the message now and returns a Future to
         await, which gives what send() would (None, or its error).  A
         stream may await only every Nth (they finish in order).  Cancelling
@@ -224,10 +264,12 @@ class Node:
         node's thread to the loop directly (the bridge's done fd).  A
         cancelled arequest withdraws the request: a reply that comes later
         is dropped, never received."""
-        timeout = 2 * self._core.cfg.timeout if timeout is None else _check_timeout(timeout)
-        return await _aio.request(self._core, address, data, header, timeout)
+        wait = _check_timeout(timeout)
+        if wait is None:
+            wait = 2 * self._core.cfg.timeout
+        return await _aio.request(self._core, address, data, header, wait)
 
-    def areply(self, msg: Message, data: Buffer, header: Buffer = b"") -> Future:
+    def areply(self, msg: Message, data: Buffer, header: Buffer = b"") -> ChirpFuture[None]:
         """reply() for asyncio: a Future to await, as asend's."""
         return self.reply_async(msg, data, header)
 
