@@ -3,19 +3,119 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
-from support.child import ROOT, child_env, run
+from support import netns
+from support.child import ROOT, Completed, child_env, run
+
+
+def _example(name: str, *args: str) -> list[str]:
+    return [sys.executable, os.path.join(ROOT, "examples", name), *args]
+
+
+def run_example(name: str, *args: str, timeout: float = 60) -> Completed:
+    """Run examples/NAME to its end; it must exit 0."""
+    proc = run(_example(name, *args), timeout=timeout, env=child_env())
+    assert proc.returncode == 0, proc.describe()
+    return proc
+
+
+def expect(out: str, *texts: str) -> None:
+    """Each of texts is in out."""
+    missing = [t for t in texts if t not in out]
+    assert not missing, f"missing {missing} in:\n{out}"
+
+
+def expect_order(out: str, *texts: str) -> None:
+    """Texts are in out, in this order."""
+    expect(out, *texts)
+    where = [out.index(t) for t in texts]
+    assert where == sorted(where), f"not in the order {list(texts)}:\n{out}"
 
 
 def test_asyncio_echo_example_runs():
-    proc = run(
-        [sys.executable, os.path.join(ROOT, "examples", "asyncio_echo.py")],
-        timeout=60,
-        env=child_env(),
+    proc = run_example("asyncio_echo.py")
+    expect(
+        proc.stdout,
+        "[b'HELLO 0', b'HELLO 1', b'HELLO 2'] ...",
+        "1000 sent and acknowledged, 1000 answers read",
+        "timed out: its reply, if it comes, is dropped",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "[b'HELLO 0', b'HELLO 1', b'HELLO 2'] ..." in proc.stdout
-    assert "1000 sent and acknowledged, 1000 answers read" in proc.stdout
-    assert "timed out: its reply, if it comes, is dropped" in proc.stdout
     assert "handler failed" not in proc.stderr, proc.stderr
+
+
+def test_blocking_example_runs():
+    out = run_example("blocking.py").stdout
+    ports = re.match(r"alice listens on port (\d+), bob on port \d+\n", out)
+    assert ports, out
+    # Bob prints a message before he releases it, Alice after her send returned.
+    expect_order(
+        out,
+        f"bob got b'hello' from port {ports.group(1)}",
+        "alice: send returned, so bob has released the message",
+        "alice: the answer is b'4'",
+        "bob: nothing more within 0.2 s (TimeoutError)",
+        "alice: sending to a closed port failed: ChirpConnectionError",
+    )
+
+
+def test_futures_example_runs():
+    expect(
+        run_example("futures.py").stdout,
+        "100 sends done (100 acknowledged), 0 pending",
+        "replies, sorted: [b'A', b'B', b'C']",
+        "unanswered request: ChirpTimeoutError",
+        "callback ran: True",
+    )
+
+
+def test_serve_example_runs():
+    proc = run_example("serve.py")
+    expect(
+        proc.stdout,
+        "squares: [0, 1, 4, 9, 16, 25] ... header b'squared'",
+        "no answer to b'oops': the handler raised (see the log)",
+    )
+    most = re.search(r"serve\(\) returned; at most (\d+) handlers ran at once", proc.stdout)
+    assert most and 1 <= int(most.group(1)) <= 4, proc.stdout
+    # The handler's exception is logged with the message's origin.
+    expect(proc.stderr, "handler failed on the message from 127.0.0.1:", "ValueError")
+
+
+def test_router_example_runs():
+    out = run_example("router.py").stdout
+    for i in range(3):  # each job reaches the consumer before the producer's send returns
+        expect_order(out, f"consumer: got b'job {i}'", f"producer: job {i} delivered")
+    expect(
+        out,
+        "router: forward of b'job 3' failed (ChirpConnectionError); not released",
+        "messages the router held back: 1",
+    )
+    failed = re.search(r"producer: job 3 failed with ChirpTimeoutError after ([\d.]+) s", out)
+    assert failed and float(failed.group(1)) >= 1.4, out  # the producer's timeout: 1.5 s
+
+
+def test_tls_example_on_loopback_is_plaintext():
+    expect(
+        run_example("tls.py").stdout,
+        "peers at 127.0.0.1: plaintext (loopback)",
+        "made alpha.pem, beta.pem, ca.pem, dh.pem",
+        "cert_chain_pem without a key: TLSError at start",
+        "beta got b'hello from alpha' (same CA)",
+        # Loopback is plaintext: a certificate from another CA is not looked at.
+        "beta got b'hello from mallory': over loopback no certificate is checked",
+    )
+
+
+def test_tls_example_in_a_namespace_refuses_another_ca():
+    address = netns.require()
+    res = netns.run_in_namespace(_example("tls.py", address), timeout=60)
+    assert res.returncode == 0 and not res.timed_out, res.describe()
+    expect(
+        res.stdout,
+        f"peers at {address}: TLS",
+        "beta got b'hello from alpha' (same CA)",
+        "mallory (another CA) was refused: TLSError",
+    )
+    assert "beta got b'hello from mallory'" not in res.stdout, res.describe()
