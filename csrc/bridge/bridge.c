@@ -161,7 +161,7 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
         rc = ch_node_new(&b->loop, config, ch_recv_message, b, &b->node, err,
                          errlen);
     if (rc == CH_OK)
-        ch_node_set_warn(b->node, ch_loop_warn);
+        ch_node_set_peer_cb(b->node, ch_loop_peer);
     if (rc == CH_OK && (rc = ch_loop_handles_init(b)) < 0) {
         snprintf(err, errlen, "wake-up poll: %s", uv_strerror(rc));
         rc = CH_ENOMEM;

@@ -34,6 +34,7 @@
 #define CH_CMD_SEND 1   /* one send; its result becomes an event */
 #define CH_CMD_WAITED 2 /* one send or request a thread waits for */
 #define CH_CMD_BATCH 3  /* many sends to one remote; one event */
+#define CH_CMD_QUERY 4  /* stats and peers; its caller waits (ch_query_t) */
 
 /* A flag of ch_submit beside CH_SEND_REQUEST and CH_SEND_NOCOPY: the
  * wait is announced (ch_bridge_start), not waited for. */
@@ -87,6 +88,16 @@ typedef struct ch_batch {
     char detail[CH_DETAIL_SIZE];
     ch_send_t *sends; /* nsends, after the struct; then header and data */
 } ch_batch_t;
+
+/* A query of stats and peers: the caller's, on its stack, until done. */
+typedef struct ch_query {
+    ch_cmd_t cmd;
+    ch_stats_t *stats;
+    ch_peer_info_t *peers;
+    int max;
+    int npeers;
+    size_t done; /* [mu] 1 once the loop thread filled it in */
+} ch_query_t;
 
 /* Small queued sends (header and data up to CH_CMD_PAYLOAD bytes) use
  * commands of one size that the loop thread hands back for reuse,
@@ -202,8 +213,9 @@ struct ch_bridge {
     int linger_changed;       /* [mu] a shorter linger came meanwhile */
     ch_losses_t losses;       /* [loop] sends failed after closing began */
     int close_begun;          /* [loop] the node is closing */
-    int warnings;             /* [mu] CH_EV_WARNING events waiting */
-    int warnings_dropped;     /* [mu] not queued: too many waiting */
+    int peer_events;          /* [mu] CH_EV_PEER events waiting */
+    uint64_t peer_dropped;    /* [mu] not queued since the last one */
+    uint64_t events_dropped;  /* [mu] not queued, in all */
     int parts;                /* of the parts below, how many are ready */
     ch_wake_t wake;
     ch_cmds_t cmds;
@@ -248,6 +260,8 @@ void ch_wake_now(ch_bridge_t *b);
 /* submit.c, [mu] */
 void ch_cmds_init(ch_bridge_t *b);
 int ch_cmds_queues_empty(const ch_bridge_t *b);
+/* Queue a command for the loop thread (and wake it if need be). */
+void ch_cmds_queue(ch_bridge_t *b, ch_cmd_t *cmd);
 /* Queue messages (a list, by their link) for release by the loop. */
 void ch_cmds_release(ch_bridge_t *b, ch_list_t *msgs);
 /* Commands and releases still queued, and the pool (ch_bridge_free). */
@@ -302,8 +316,9 @@ void ch_recvq_signal(ch_bridge_t *b);
 
 /* loop.c, [loop] */
 void ch_loop_main(void *arg);
-/* The node's ch_warn_cb: a CH_EV_WARNING event. */
-void ch_loop_warn(ch_node_t *node, int status, const char *detail);
+/* The node's ch_peer_cb: a CH_EV_PEER event. */
+void ch_loop_peer(ch_node_t *node, const ch_peer_event_t *ev,
+                  const char *detail);
 /* The callbacks of a command's send and of a batch's sends. */
 void ch_send_done(ch_send_t *s, int status, const char *detail);
 void ch_batch_done(ch_send_t *s, int status, const char *detail);

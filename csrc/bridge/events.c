@@ -167,8 +167,8 @@ int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
         return rc;
     }
     while (n < max && ev->len > 0) {
-        if (ev->ring[ev->head].type == CH_EV_WARNING)
-            b->warnings--;
+        if (ev->ring[ev->head].type == CH_EV_PEER)
+            b->peer_events--;
         ev->done -= ev->ring[ev->head].count;
         out[n++] = ev->ring[ev->head];
         ev->head = (ev->head + 1) % ev->cap;

@@ -163,23 +163,40 @@ static void on_node_closed(ch_node_t *node)
     ch_loop_handles_close(b);
 }
 
-void ch_loop_warn(ch_node_t *node, int status, const char *detail)
+void ch_loop_peer(ch_node_t *node, const ch_peer_event_t *pev,
+                  const char *detail)
 {
     ch_bridge_t *b = ch_node_user_data(node);
     uv_mutex_lock(&b->mu);
-    if (b->warnings < CH_WARNINGS && ch_events_reserve(b, 1) == CH_OK) {
-        char text[CH_DETAIL_SIZE];
-        if (b->warnings_dropped > 0)
-            snprintf(text, sizeof(text), "%.200s (and %d more not shown)",
-                     detail, b->warnings_dropped);
-        else
-            snprintf(text, sizeof(text), "%s", detail);
-        b->warnings_dropped = 0;
-        b->warnings++;
-        ch_events_push(b, CH_EV_WARNING, status, 0, NULL, text);
+    if (b->peer_events < CH_PEER_EVENTS && ch_events_reserve(b, 1) == CH_OK) {
+        ch_events_t *ev = &b->ev;
+        ch_event_t *e;
+        ch_events_push(b, CH_EV_PEER, pev->status, 0, NULL, detail);
+        e = &ev->ring[(ev->head + ev->len - 1) % ev->cap];
+        e->peer = *pev;
+        e->dropped = b->peer_dropped;
+        b->peer_dropped = 0;
+        b->peer_events++;
     } else {
-        b->warnings_dropped++;
+        b->peer_dropped++;
+        b->events_dropped++;
     }
+    uv_mutex_unlock(&b->mu);
+}
+
+/* A query: the stats and peers, filled in on this thread (the node's). */
+static void run_query(ch_bridge_t *b, ch_query_t *q)
+{
+    if (q->stats != NULL)
+        ch_node_stats(b->node, q->stats);
+    q->npeers = ch_node_peers(b->node, q->peers, q->peers ? q->max : 0);
+    uv_mutex_lock(&b->mu);
+    if (q->stats != NULL) {
+        q->stats->inbox_bytes = b->rq.inbox.used;
+        q->stats->events_dropped = b->events_dropped;
+    }
+    q->done = 1;
+    uv_cond_broadcast(&b->reqs.cv);
     uv_mutex_unlock(&b->mu);
 }
 
@@ -194,6 +211,10 @@ static void refused(ch_send_t *s, int rc)
 static void run_command(ch_bridge_t *b, ch_cmd_t *cmd)
 {
     int rc;
+    if (cmd->kind == CH_CMD_QUERY) {
+        run_query(b, CH_CONTAINER_OF(cmd, ch_query_t, cmd));
+        return;
+    }
     if (cmd->kind == CH_CMD_BATCH) {
         ch_batch_t *batch = CH_CONTAINER_OF(cmd, ch_batch_t, cmd);
         int i, n = batch->nsends;

@@ -32,7 +32,7 @@ void ch_cmds_release(ch_bridge_t *b, ch_list_t *msgs)
     ch_wake_queued(b, was_empty);
 }
 
-static void queue_cmd(ch_bridge_t *b, ch_cmd_t *cmd)
+void ch_cmds_queue(ch_bridge_t *b, ch_cmd_t *cmd)
 {
     int was_empty = ch_cmds_queues_empty(b);
     ch_list_push(&b->cmds.queue, &cmd->link);
@@ -45,6 +45,8 @@ void ch_cmds_free(ch_bridge_t *b)
     /* Commands that raced with close never reached the node. */
     while ((l = ch_list_pop(&b->cmds.queue)) != NULL) {
         ch_cmd_t *cmd = CH_CONTAINER_OF(l, ch_cmd_t, link);
+        if (cmd->kind == CH_CMD_QUERY)
+            continue; /* its caller's, who unlinks it (ch_bridge_query) */
         if (cmd->kind == CH_CMD_WAITED) {
             ch_wait_t *w = CH_CONTAINER_OF(cmd, ch_wait_t, sc.cmd);
             /* A request failed at close may be listed as done too. */
@@ -171,7 +173,7 @@ int ch_submit(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
     }
     if (request)
         ch_reqtab_add(b, req, sc->send.identity, token, w);
-    queue_cmd(b, &sc->cmd);
+    ch_cmds_queue(b, &sc->cmd);
     if (wait != NULL)
         *wait = w;
     uv_mutex_unlock(&b->mu);
@@ -255,7 +257,7 @@ static int send_batch(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
         ch_rng_id(&b->cmds.rng, id);
         ch_send_set_identity(&batch->sends[i], id);
     }
-    queue_cmd(b, &batch->cmd);
+    ch_cmds_queue(b, &batch->cmd);
     uv_mutex_unlock(&b->mu);
     return CH_OK;
 }

@@ -121,12 +121,65 @@ static void on_close(uv_handle_t *h)
     cs->on_handle_closed(cs);
 }
 
+/* Why a connection closed, when the caller did not say. */
+static int reason_of(const ch_conn_t *c, int status)
+{
+    switch (status) {
+    case CH_OK:
+        return CH_REASON_IDLE;
+    case CH_ETIMEDOUT:
+        return CH_REASON_TIMEOUT;
+    case CH_ETLS:
+        return CH_REASON_TLS;
+    case CH_EPROTO:
+        return CH_REASON_PROTOCOL;
+    case CH_EMSGSIZE:
+        return CH_REASON_MSGSIZE;
+    case CH_ECLOSED:
+        return CH_REASON_NODE_CLOSED;
+    case CH_ENOMEM:
+        return CH_REASON_NOMEM;
+    default:
+        return c->state == CH_CS_CONNECTING ? CH_REASON_CONNECT
+                                            : CH_REASON_ERROR;
+    }
+}
+
+/* Tell the owner (on_peer): kind, and the reason of a close. */
+static void peer_event(ch_conn_t *c, int kind, int reason)
+{
+    ch_conns_t *cs = c->cs;
+    ch_peer_event_t ev;
+    if (cs->on_peer == NULL)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = kind;
+    ev.reason = reason;
+    ev.status = kind == CH_PEER_CONNECTED ? CH_OK : c->close_status;
+    ev.ip_protocol = c->ip_protocol;
+    memcpy(ev.address, c->address, 16);
+    ev.port = c->remote != NULL ? c->remote->port : c->peer_port;
+    memcpy(ev.identity, c->remote_identity, CH_ID_SIZE);
+    ev.encrypted = (uint8_t)c->encrypted;
+    ev.outgoing = (uint8_t)c->outgoing;
+    cs->on_peer(cs->node, &ev,
+                kind == CH_PEER_CONNECTED ? "" : c->close_detail);
+}
+
 void ch_conn_close(ch_conn_t *c, int status, const char *detail)
+{
+    ch_conn_close_why(c, status, -1, detail);
+}
+
+void ch_conn_close_why(ch_conn_t *c, int status, int reason,
+                       const char *detail)
 {
     ch_conns_t *cs = c->cs;
     ch_remote_t *r = c->remote;
+    int was_ready = c->state == CH_CS_READY;
     if (c->state == CH_CS_CLOSING)
         return;
+    c->close_reason = reason >= 0 ? reason : reason_of(c, status);
     c->state = CH_CS_CLOSING;
     c->close_status = status;
     if (status != CH_OK) {
@@ -167,10 +220,16 @@ void ch_conn_close(ch_conn_t *c, int status, const char *detail)
         else if (r->conn != NULL)
             ch_conn_flush(r->conn);
     }
-    if (cs->on_warn != NULL &&
-        (status == CH_EPROTO || status == CH_EMSGSIZE || status == CH_ETLS ||
-         status == CH_ENOMEM))
-        cs->on_warn(cs->node, status, c->close_detail);
+    if (was_ready) {
+        cs->stats->connections_closed++;
+        cs->stats->connections_ready--;
+    } else {
+        cs->stats->connections_refused++;
+    }
+    if (status == CH_ETLS)
+        cs->stats->tls_failures++;
+    peer_event(c, was_ready ? CH_PEER_DISCONNECTED : CH_PEER_REFUSED,
+               c->close_reason);
     if (cs->closing)
         cs->on_closing(cs);
 }
@@ -201,9 +260,13 @@ void ch_conn_handshake_done(ch_conn_t *c)
     if (r->conn == NULL || r->conn->written == 0)
         ch_remote_set_current(r, c);
     c->state = CH_CS_READY;
-    c->last_activity = uv_now(cs->loop);
+    c->last_activity = c->ready_at = uv_now(cs->loop);
     c->cap_due = 1; /* the capability frame, first of all */
-    ch_conn_flush(c);
+    cs->stats->connections_opened++;
+    cs->stats->connections_ready++;
+    peer_event(c, CH_PEER_CONNECTED, CH_REASON_NONE);
+    if (c->state == CH_CS_READY)
+        ch_conn_flush(c);
 }
 
 /* Write the chirp handshake (and start reading, unless TLS already
@@ -262,6 +325,7 @@ void ch_conn_tls_step(ch_conn_t *c)
         return;
     }
     if (rc == 1) {
+        c->cs->stats->tls_handshakes++;
         start_handshake(c, 0); /* the chirp handshake, encrypted */
         if (c->state == CH_CS_HANDSHAKE)
             ch_conn_pump(c); /* data that came with the last flight */
@@ -483,6 +547,49 @@ int ch_conns_all_closing(const ch_conns_t *cs)
         if (conn_of(l)->state != CH_CS_CLOSING)
             return 0;
     return 1;
+}
+
+typedef struct peers_walk {
+    uint64_t now;
+    ch_peer_info_t *out;
+    int max;
+    int n;
+} peers_walk_t;
+
+static void peer_info(ch_remote_t *r, void *arg)
+{
+    peers_walk_t *w = arg;
+    ch_peer_info_t *p;
+    ch_conn_t *c = r->conn;
+    if (w->n++ >= w->max)
+        return;
+    p = &w->out[w->n - 1];
+    memset(p, 0, sizeof(*p));
+    p->ip_protocol = r->ip_protocol;
+    memcpy(p->address, r->address, 16);
+    p->port = r->port;
+    p->connections = r->nconns;
+    p->inflight = r->inflight.len;
+    p->queued = r->queue.len;
+    p->sent = r->sent;
+    p->received = r->received;
+    if (c != NULL && c->state == CH_CS_READY) {
+        memcpy(p->identity, c->remote_identity, CH_ID_SIZE);
+        p->connected = 1;
+        p->encrypted = (uint8_t)c->encrypted;
+        p->connected_ms = w->now - c->ready_at;
+    }
+}
+
+int ch_conns_peers(ch_conns_t *cs, ch_peer_info_t *out, int max)
+{
+    peers_walk_t w;
+    w.now = uv_now(cs->loop);
+    w.out = out;
+    w.max = max;
+    w.n = 0;
+    ch_remotes_each(cs->remotes, peer_info, &w);
+    return w.n;
 }
 
 int ch_conns_testing_close(ch_conns_t *cs, ch_remote_t *r)

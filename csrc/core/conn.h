@@ -42,8 +42,10 @@ struct ch_conns {
      * (the application releases the message). */
     ch_recv_cb on_msg;
     ch_node_t *node;
-    /* A connection was cut for a reason worth a warning (or NULL). */
-    ch_warn_cb on_warn;
+    /* A connection became ready, closed or was refused (or NULL). */
+    ch_peer_cb on_peer;
+    /* The node's counters, kept by this module and the remotes'. */
+    ch_stats_t *stats;
     /* A connection's handle closed (open_handles went down by one). */
     void (*on_handle_closed)(ch_conns_t *cs);
     /* While closing: a connection began to close. */
@@ -80,6 +82,8 @@ void ch_conns_tick(ch_conns_t *cs, uint64_t now);
 void ch_conns_close(ch_conns_t *cs, const char *detail, uint64_t drain_ms);
 /* 1 when every connection is closing. */
 int ch_conns_all_closing(const ch_conns_t *cs);
+/* The remotes, up to max into out; returns how many there are. */
+int ch_conns_peers(ch_conns_t *cs, ch_peer_info_t *out, int max);
 /* Free every connection (the node is freed; handles are closed). */
 void ch_conns_free(ch_conns_t *cs);
 /* chirp_testing.h: close r's current connection if it is writing; what

@@ -48,6 +48,8 @@ struct ch_conn {
     uint64_t last_activity;
     uint64_t deadline; /* of connecting or the handshakes */
     int close_status;
+    int close_reason; /* CH_REASON_*, or -1: from close_status */
+    uint64_t ready_at; /* uv_now when it became ready */
     char close_detail[CH_DETAIL_SIZE];
     ch_tls_t *tls;  /* NULL on plaintext connections (until TLS starts) */
     ch_tls_t *tls_mem; /* TLS state's place in the allocation, or NULL */
@@ -85,6 +87,9 @@ struct ch_conn {
 
 /* conn.c */
 void ch_conn_close(ch_conn_t *c, int status, const char *detail);
+/* The same, saying why when the status does not (CH_REASON_PEER_CLOSED). */
+void ch_conn_close_why(ch_conn_t *c, int status, int reason,
+                       const char *detail);
 /* Free once the handle is closed and no slot is held. */
 void ch_conn_maybe_free(ch_conn_t *c);
 /* The peer's handshake arrived. */

@@ -51,6 +51,7 @@ void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
     drop_buffer(c, m);
     m->state_ = CH_MS_FREE;
     c->slots_busy--;
+    c->cs->stats->slots_in_use--;
     if (c->handle_closed) {
         ch_conn_maybe_free(c);
         return;
@@ -105,6 +106,7 @@ static ch_message_t *take_slot(ch_conn_t *c)
             ch_message_t *m = &c->slots[i];
             m->state_ = CH_MS_FILLING;
             c->slots_busy++;
+            c->cs->stats->slots_in_use++;
             return m;
         }
     }
@@ -130,6 +132,9 @@ static void deliver(ch_conn_t *c, ch_message_t *m)
     m->link.next = m->link.prev = NULL;
     m->state_ = CH_MS_APP;
     c->cur = NULL;
+    r->received++;
+    c->cs->stats->messages_received++;
+    c->cs->stats->bytes_received += (uint64_t)m->header_len + m->data_len;
     c->cs->on_msg(c->cs->node, m);
 }
 
@@ -309,12 +314,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     ch_conn_t *c = s->data;
     if (nread < 0) {
         char why[CH_DETAIL_SIZE];
+        int by_peer = nread == UV_EOF || nread == UV_ECONNRESET;
         if (nread == UV_EOF)
             snprintf(why, sizeof(why), "connection closed by peer");
         else
             snprintf(why, sizeof(why), "read failed: %s",
                      uv_strerror((int)nread));
-        ch_conn_close(c, CH_ECONN, why);
+        ch_conn_close_why(c, CH_ECONN,
+                          by_peer ? CH_REASON_PEER_CLOSED : -1, why);
         return;
     }
     if (nread == 0)

@@ -189,6 +189,9 @@ static void add_messages(ch_conn_t *c, ch_remote_t *r, int *n)
             add(c, n, s->data, s->data_len);
         s->conn_ = c;
         c->written++;
+        r->sent++;
+        c->cs->stats->messages_sent++;
+        c->cs->stats->bytes_sent += (uint64_t)s->header_len + s->data_len;
         s->acked_ = 0;
         s->state_ = CH_SS_WRITING;
         c->wmsgs[c->wcount++] = s;
@@ -259,6 +262,7 @@ void ch_conn_ack_received(ch_conn_t *c, const uint8_t id[CH_ID_SIZE])
     ch_send_t *s;
     if (r == NULL || (s = ch_remote_inflight_find(r, id)) == NULL)
         return; /* a late ACK of a message that already failed */
+    c->cs->stats->messages_acknowledged++;
     if (s->state_ == CH_SS_WRITING) {
         s->acked_ = 1; /* its write callback completes it */
         return;

@@ -38,6 +38,7 @@ struct ch_node {
     ch_bufcache_t bufs;
     ch_rng_t rng;
     ch_tls_ctx_t *tls; /* NULL: no certificate, plaintext only */
+    ch_stats_t stats;  /* kept by the connections and the remotes */
 };
 
 static ch_node_t *node_of_conns(ch_conns_t *cs)
@@ -224,6 +225,8 @@ int ch_node_new(uv_loop_t *loop, const ch_config_t *config, ch_recv_cb on_msg,
     setup(node, loop, config);
     node->conns.on_msg = on_msg;
     node->conns.node = node;
+    node->conns.stats = &node->stats;
+    node->remotes.stats = &node->stats;
     node->user_data = user_data;
     if (!config->disable_encryption && config->cert_chain_pem != NULL) {
         /* Certificate and key problems surface here, not at a send. */
@@ -290,9 +293,19 @@ void ch_node_release(ch_node_t *node, ch_message_t *msg)
     ch_conn_release(msg);
 }
 
-void ch_node_set_warn(ch_node_t *node, ch_warn_cb cb)
+void ch_node_set_peer_cb(ch_node_t *node, ch_peer_cb cb)
 {
-    node->conns.on_warn = cb;
+    node->conns.on_peer = cb;
+}
+
+void ch_node_stats(ch_node_t *node, ch_stats_t *out)
+{
+    *out = node->stats;
+}
+
+int ch_node_peers(ch_node_t *node, ch_peer_info_t *out, int max)
+{
+    return ch_conns_peers(&node->conns, out, max);
 }
 
 void ch_node_set_linger(ch_node_t *node, double seconds)

@@ -28,11 +28,14 @@ typedef struct ch_remote {
     uint32_t serial;     /* of the last message written to it */
     int nconns;          /* connections that belong to it */
     uint32_t max_msg_size; /* what it announced (capability); 0: unknown */
+    uint64_t sent;       /* messages written to it */
+    uint64_t received;   /* messages received from it */
 } ch_remote_t;
 
 struct ch_remotes {
     ch_htable_t table; /* of ch_remote_t, by hlink */
     size_t sends;      /* accepted and not completed, on every remote */
+    ch_stats_t *stats; /* the node's: failed sends are counted here */
     /* If set: called when sends drops to 0 (a closing node waits). */
     void (*on_idle)(ch_remotes_t *t);
 };
@@ -62,6 +65,31 @@ ch_send_t *ch_remote_inflight_find(ch_remote_t *r,
 
 /* The small ones, inline: each runs once or twice per message. */
 
+/* A send failed with status: count it by cause. */
+static inline void ch_stats_failed(ch_stats_t *st, int status)
+{
+    st->sends_failed++;
+    switch (status) {
+    case CH_ETIMEDOUT:
+        st->sends_failed_timeout++;
+        break;
+    case CH_ECONN:
+        st->sends_failed_connection++;
+        break;
+    case CH_ETLS:
+        st->sends_failed_tls++;
+        break;
+    case CH_EMSGSIZE:
+        st->sends_failed_size++;
+        break;
+    case CH_ECLOSED:
+        st->sends_failed_closed++;
+        break;
+    default:
+        st->sends_failed_other++;
+    }
+}
+
 /* Queue a send (its deadline set): it is pending until completed. */
 static inline void ch_remote_queue(ch_remote_t *r, ch_send_t *s)
 {
@@ -84,6 +112,8 @@ static inline void ch_remote_complete(ch_send_t *s, int status,
     s->conn_ = NULL;
     if (detail == NULL || (status != CH_OK && detail[0] == '\0'))
         detail = status == CH_OK ? "" : ch_strerror(status);
+    if (status != CH_OK)
+        ch_stats_failed(t->stats, status);
     s->cb(s, status, detail);
     if (--t->sends == 0 && t->on_idle != NULL)
         t->on_idle(t);

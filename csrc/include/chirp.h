@@ -59,10 +59,11 @@ void ch_send_set_dest(ch_send_t *req, const ch_dest_t *dest);
 
 typedef void (*ch_recv_cb)(ch_node_t *node, ch_message_t *msg);
 typedef void (*ch_closed_cb)(ch_node_t *node);
-/* This node closed a connection because of the peer or its own setup: a
- * protocol violation (CH_EPROTO), a message too large (CH_EMSGSIZE), TLS
- * (CH_ETLS), no memory (CH_ENOMEM); the detail names the peer. */
-typedef void (*ch_warn_cb)(ch_node_t *node, int status, const char *detail);
+/* A connection became ready, closed, or was refused (see ch_peer_event_t):
+ * called on the loop thread as it happens; detail says who and why ("" when
+ * connected) and is valid during the call. */
+typedef void (*ch_peer_cb)(ch_node_t *node, const ch_peer_event_t *ev,
+                           const char *detail);
 
 /* Create a node on loop: checks the config, binds and listens.  On failure
  * returns an error with a message in err and creates nothing.  If the
@@ -96,8 +97,14 @@ void ch_node_release(ch_node_t *node, ch_message_t *msg);
 void ch_node_close(ch_node_t *node, ch_closed_cb on_closed);
 /* The linger, in seconds, of the next ch_node_close (negative: keep). */
 void ch_node_set_linger(ch_node_t *node, double seconds);
-/* Be told why connections were cut (see ch_warn_cb); NULL: not. */
-void ch_node_set_warn(ch_node_t *node, ch_warn_cb cb);
+/* Be told of connections as they open and close (see ch_peer_cb); NULL:
+ * not. */
+void ch_node_set_peer_cb(ch_node_t *node, ch_peer_cb cb);
+/* The node's counters (inbox_bytes and events_dropped: 0, the bridge's). */
+void ch_node_stats(ch_node_t *node, ch_stats_t *out);
+/* The remotes the node knows, up to max into out; returns how many there
+ * are (maybe more than max). */
+int ch_node_peers(ch_node_t *node, ch_peer_info_t *out, int max);
 void ch_node_free(ch_node_t *node);
 
 #ifdef __cplusplus

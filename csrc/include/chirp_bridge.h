@@ -26,10 +26,12 @@ typedef struct ch_wait ch_wait_t;
 #define CH_EV_SEND 1    /* a send finished: token, status, detail */
 #define CH_EV_REPLY 2   /* the reply to a request: token, msg */
 #define CH_EV_CLOSED 3  /* the node is closed; no events follow */
-#define CH_EV_WARNING 4 /* the node cut a connection (ch_warn_cb): status,
-                           detail; at most CH_WARNINGS wait at once (more
-                           are counted, and the next one says so) */
-#define CH_WARNINGS 32
+#define CH_EV_PEER 4    /* a connection opened, closed or was refused
+                           (ch_peer_cb): peer, detail; at most
+                           CH_PEER_EVENTS wait at once (more are dropped,
+                           counted in the stats' events_dropped, and the
+                           next one says how many in dropped) */
+#define CH_PEER_EVENTS 1024
 
 typedef struct ch_event {
     int type;
@@ -40,6 +42,8 @@ typedef struct ch_event {
      * otherwise 1. */
     uint64_t count;
     ch_message_t *msg;
+    ch_peer_event_t peer; /* CH_EV_PEER */
+    uint64_t dropped;     /* CH_EV_PEER: events dropped before this one */
     char detail[CH_DETAIL_SIZE];
 } ch_event_t;
 
@@ -162,6 +166,15 @@ int ch_bridge_done_fd(ch_bridge_t *b);
 /* Up to max announced waits whose results are in, oldest first, into
  * out; none left: the fd is no longer readable.  Returns how many. */
 int ch_bridge_done(ch_bridge_t *b, ch_wait_t **out, int max);
+
+/* ---------------------------------------------------------- stats, peers */
+
+/* The node's counters into stats (if not NULL) and up to max of its
+ * remotes into peers; *npeers (if not NULL) gets how many remotes there
+ * are (maybe more than max).  One round trip to the loop thread.  CH_OK,
+ * or CH_ECLOSED once the node is closed (while it closes, CH_OK). */
+int ch_bridge_query(ch_bridge_t *b, ch_stats_t *stats, ch_peer_info_t *peers,
+                    int max, int *npeers);
 
 /* -------------------------------------------------------------- receiving */
 

@@ -209,6 +209,102 @@ typedef struct ch_message {
     uint8_t ack_hdr_[CH_HEADER_SIZE];
 } ch_message_t;
 
+/* ------------------------------------------------------------ peer events */
+
+/* What happened to a connection (ch_peer_event_t.kind). */
+#define CH_PEER_CONNECTED 1    /* its handshakes completed: ready */
+#define CH_PEER_DISCONNECTED 2 /* a ready connection closed */
+#define CH_PEER_REFUSED 3      /* a connection closed before it was ready
+                                  (TLS, handshake, protocol, connect) */
+
+/* Why a connection closed: XX(name, code, text).  ch_reasonname() gives
+ * the text ("closed by peer"). */
+#define CH_REASON_MAP(XX)                                                   \
+    XX(NONE, 0, "none")                                                     \
+    XX(TIMEOUT, 1, "timeout")                                               \
+    XX(PEER_CLOSED, 2, "closed by peer")                                    \
+    XX(TLS, 3, "TLS failure")                                               \
+    XX(PROTOCOL, 4, "protocol violation")                                   \
+    XX(MSGSIZE, 5, "message too large")                                     \
+    XX(IDLE, 6, "idle collection")                                          \
+    XX(NODE_CLOSED, 7, "node closed")                                       \
+    XX(CONNECT, 8, "connect failed")                                        \
+    XX(ERROR, 9, "connection error")                                        \
+    XX(NOMEM, 10, "out of memory")
+
+enum ch_reason {
+#define CH_REASON_ENUM_(name, code, text) CH_REASON_##name = code,
+    CH_REASON_MAP(CH_REASON_ENUM_)
+#undef CH_REASON_ENUM_
+};
+
+const char *ch_reasonname(int reason);
+
+/* One event of a connection, in the order they happened (per connection;
+ * every connection to one remote is a connection of its own). */
+typedef struct ch_peer_event {
+    int kind;            /* CH_PEER_* */
+    int reason;          /* CH_REASON_*; CH_REASON_NONE when connected */
+    int status;          /* the CH_E* code of a close (CH_OK: idle) */
+    uint8_t ip_protocol; /* 4 or 6 */
+    uint8_t address[16];
+    uint16_t port;       /* its listening port once known, else its TCP
+                            port */
+    uint8_t identity[CH_ID_SIZE]; /* the remote node's, from its handshake;
+                                     zeros before */
+    uint8_t encrypted;   /* TLS */
+    uint8_t outgoing;    /* this node connected */
+} ch_peer_event_t;
+
+/* -------------------------------------------------------- stats and peers */
+
+/* The node's counters: XX(name, doc).  Counters only grow; the gauges
+ * (slots_in_use, inbox_bytes, connections_ready) are the current value. */
+#define CH_STATS_MAP(XX)                                                    \
+    XX(messages_sent, "messages written to a connection")                   \
+    XX(bytes_sent, "header and data bytes of messages_sent")                \
+    XX(messages_received, "messages received (handed to the application)")  \
+    XX(bytes_received, "header and data bytes of messages_received")        \
+    XX(messages_acknowledged, "synchronous sends acknowledged by the peer") \
+    XX(sends_failed, "sends that failed, whatever the cause")               \
+    XX(sends_failed_timeout, "sends failed: timed out")                     \
+    XX(sends_failed_connection, "sends failed: connection failed or lost")  \
+    XX(sends_failed_tls, "sends failed: TLS")                               \
+    XX(sends_failed_size, "sends failed: larger than the peer takes")       \
+    XX(sends_failed_closed, "sends failed: the node closed")                \
+    XX(sends_failed_other, "sends failed: another cause")                   \
+    XX(connections_opened, "connections that became ready")                 \
+    XX(connections_closed, "ready connections that closed")                 \
+    XX(connections_refused, "connections closed before they were ready")    \
+    XX(connections_ready, "gauge: connections ready now")                   \
+    XX(tls_handshakes, "TLS handshakes completed")                          \
+    XX(tls_failures, "connections closed for a TLS failure")                \
+    XX(slots_in_use, "gauge: receive slots taken, over all connections")    \
+    XX(inbox_bytes, "gauge: bytes in the bridge's inbox (bridge only)")     \
+    XX(events_dropped, "peer events not queued: too many waiting (bridge)")
+
+typedef struct ch_stats {
+#define CH_STATS_FIELD_(name, doc) uint64_t name;
+    CH_STATS_MAP(CH_STATS_FIELD_)
+#undef CH_STATS_FIELD_
+} ch_stats_t;
+
+/* One remote (a node this one knows: connected to, or connecting). */
+typedef struct ch_peer_info {
+    uint8_t ip_protocol;
+    uint8_t address[16];
+    uint16_t port;                /* its listening port */
+    uint8_t identity[CH_ID_SIZE]; /* of its current connection, or zeros */
+    uint8_t connected;            /* has a ready connection */
+    uint8_t encrypted;            /* that connection is TLS */
+    int connections;              /* connections to it, any state */
+    uint64_t connected_ms;        /* for how long the current one is ready */
+    uint64_t inflight;            /* written, waiting for the ACK */
+    uint64_t queued;              /* accepted, not yet written */
+    uint64_t sent;                /* messages written to it */
+    uint64_t received;            /* messages received from it */
+} ch_peer_info_t;
+
 /* Where a message goes: a remote node's address and listening port. */
 typedef struct ch_dest {
     uint8_t ip_protocol; /* 4 or 6 */

@@ -1,5 +1,6 @@
-/* util/error.c - names and meanings of the error codes, from the one
- * table in chirp_common.h (CH_ERRNO_MAP). */
+/* util/error.c - names and meanings of the error codes and of the
+ * reasons a connection closed, from their tables in chirp_common.h
+ * (CH_ERRNO_MAP, CH_REASON_MAP). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
@@ -28,5 +29,18 @@ const char *ch_strerror(int err)
 #undef CH_STRERROR_
     default:
         return "unknown error";
+    }
+}
+
+const char *ch_reasonname(int reason)
+{
+    switch (reason) {
+#define CH_REASONNAME_(name, code, text)                                    \
+    case CH_REASON_##name:                                                  \
+        return text;
+        CH_REASON_MAP(CH_REASONNAME_)
+#undef CH_REASONNAME_
+    default:
+        return "unknown";
     }
 }

@@ -19,6 +19,7 @@ from .errors import (
     ProtocolError,
     TLSError,
 )
+from .events import PeerEvent, PeerInfo
 from .message import Message
 from .node import Node
 
@@ -36,6 +37,8 @@ __all__ = [
     "Message",
     "MessageSizeError",
     "Node",
+    "PeerEvent",
+    "PeerInfo",
     "ProtocolError",
     "TLSError",
     "__version__",

@@ -24,6 +24,7 @@ from . import _futures, _pump
 from ._chirp import ffi, lib
 from ._futures import ChirpFuture
 from ._lifecycle import LIVE, Uncached
+from ._observe import Observer
 from ._pump import BATCH, SLICE_MS
 from .config import Config, to_c
 from .errors import (
@@ -90,8 +91,9 @@ class Core:
     """Owns the native bridge.  Node holds it; the pump thread holds it too,
     but never the Node, so an unreferenced Node is collected and closed."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, observer: Observer) -> None:
         self.cfg = cfg
+        self.observer = observer  # peer events (the pump hands them over)
         c, keep = to_c(cfg)
         out = ffi.new("ch_bridge_t **")
         err = ffi.new("char[]", _DETAIL)

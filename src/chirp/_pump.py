@@ -35,6 +35,7 @@ def run(core: Any) -> None:
             break
         if core.deadlines:
             _expire(core)
+    core.observer.close()
     # close() fails what is left too, but when it ran without waiting
     # for the pump (on this thread, or from the garbage collector) a
     # request may have been put back after it looked (succeed).
@@ -50,8 +51,8 @@ def _dispatch(core: Any, events: Any, n: int, one: Any) -> bool:
         if ev.type == lib.CH_EV_CLOSED:
             closed = True
             continue
-        if ev.type == lib.CH_EV_WARNING:
-            log.warning("%s", ffi.string(ev.detail).decode(errors="replace"))
+        if ev.type == lib.CH_EV_PEER:
+            core.observer.peer(core, ev)
             continue
         token = ev.token
         if ev.type == lib.CH_EV_REPLY:

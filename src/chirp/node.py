@@ -10,15 +10,17 @@ import asyncio
 import logging
 import threading
 import weakref
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from . import _aio, _futures, _serve
+from . import _aio, _futures, _observe, _serve
 from ._core import Address, Buffer, Core, post
 from ._futures import ChirpFuture
 from ._lifecycle import collected
 from .config import Config
 from .errors import ClosedError
+from .events import PeerEvent, PeerInfo
 from .message import Message
 
 log = logging.getLogger("chirp")
@@ -33,7 +35,7 @@ class _Unset:
 
 
 _UNSET: Any = _Unset()
-_NOT_OPTIONS = frozenset(("self", "config", "__class__"))
+_NOT_OPTIONS = frozenset(("self", "config", "on_event", "__class__"))
 
 
 class Node:
@@ -41,8 +43,11 @@ class Node:
 
     Every option of :class:`chirp.Config` is a keyword (see there, or
     docs/options.md, for what each does); a ``Config`` may be passed too,
-    and keywords given beside it override its values.  Use it as a context
-    manager, or call :meth:`close`.
+    and keywords given beside it override its values.  ``on_event`` is
+    called with a :class:`chirp.PeerEvent` each time a connection opens,
+    closes or is refused, on chirp's pump thread (never the node's loop
+    thread), in order; keep it short: the pump also finishes the Futures.
+    Use the node as a context manager, or call :meth:`close`.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class Node:
         max_inflight: int = _UNSET,
         spin_us: int = _UNSET,
         inbox_size: int = _UNSET,
+        on_event: Callable[[PeerEvent], object] | None = None,
     ) -> None:
         # The options given (the rest: config's, or the defaults).
         given = {k: v for k, v in locals().items() if v is not _UNSET and k not in _NOT_OPTIONS}
@@ -79,7 +85,7 @@ class Node:
             cfg = config.replace(**given)
         else:
             cfg = config
-        self._core = Core(cfg)
+        self._core = Core(cfg, _observe.Observer(on_event))
         # Collected while open: collected().  At exit: _lifecycle's handler.
         self._finalizer = weakref.finalize(self, collected, self._core)
         self._finalizer.atexit = False
@@ -295,6 +301,27 @@ class Node:
             return await self.arecv()
         except ClosedError:
             raise StopAsyncIteration from None
+
+    # -- observing ---------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """The node's counters (messages and bytes sent and received,
+        acknowledgements, failed sends by cause, connections opened,
+        closed and refused, TLS handshakes and failures) and gauges (slots
+        in use, inbox bytes): read from the core in one round trip.
+        ClosedError once the node is closed."""
+        return _observe.stats(self._core)
+
+    def peers(self) -> list[PeerInfo]:
+        """The remote nodes this node knows (connected, connecting, or with
+        messages queued for them), one :class:`chirp.PeerInfo` each."""
+        return _observe.peers(self._core)
+
+    def events(self) -> AsyncIterator[PeerEvent]:
+        """``async for ev in node.events()``: the connection events from now
+        on (as on_event gets them), until the node closes.  A reader that
+        falls 1024 events behind loses the newer ones, not memory."""
+        return self._core.observer.events()
 
     # -- handlers --------------------------------------------------------------
 

@@ -53,3 +53,25 @@ def test_tls_sender_to_plaintext_node(scenario):
     assert_rejected(r["a_to_r"], "ChirpConnectionError")
     assert r["r_got_nothing"], r
     assert r["plain_after"], r
+
+
+def test_tls_refusals_and_encrypted_connections_are_events(scenario):
+    r = scenario("events")
+    assert r["failed"]["failed"] and r["good"], r
+    # b refused x's connection for its certificate, and says why
+    refused = [e for e in r["b_events"] if e["kind"] == "refused"]
+    assert refused and refused[0]["reason"] == "tls" and refused[0]["error"] == "CH_ETLS", r
+    assert "TLS handshake failed: " in refused[0]["detail"], refused[0]  # OpenSSL's reason follows
+    assert "unknown ca" in refused[0]["detail"] or "certif" in refused[0]["detail"], refused[0]
+    assert not refused[0]["outgoing"] and refused[0]["encrypted"]
+    x_refused = [e for e in r["x_events"] if e["kind"] == "refused"]
+    assert x_refused and x_refused[0]["reason"] == "tls" and x_refused[0]["outgoing"], r
+    assert "certificate verify failed" in x_refused[0]["detail"], x_refused[0]
+    # a's connection to b: encrypted, with b's identity, then closed with the node
+    connected = [e for e in r["a_events"] if e["kind"] == "connected"]
+    assert connected and connected[0]["encrypted"] and connected[0]["port"] == r["b_port"], r
+    assert connected[0]["identity"] is not None
+    assert r["stats"]["a"]["tls_handshakes"] >= 1 and r["stats"]["b"]["tls_failures"] >= 1, r
+    assert r["stats"]["b"]["connections_refused"] >= 1, r
+    (peer,) = [p for p in r["peers"] if p["port"] == r["b_port"]]
+    assert peer["connected"] and peer["encrypted"] and peer["sent"] == 1, peer
