@@ -27,7 +27,7 @@ def chirp_run(*args, input: bytes | None = None):
 
 
 def test_listen_prints_json_lines_of_what_send_sends():
-    child, port = listener("--json", "--count", "4")
+    child, port = listener("--json", "--count", "4", "--stats")
     with child:
         to = f"{LOCAL}:{port}"
         # the listener may still be starting: the first send retries
@@ -45,6 +45,8 @@ def test_listen_prints_json_lines_of_what_send_sends():
     assert base64.b64decode(got[3]["data_base64"]) == b"\xff\xfe"
     assert got[0]["address"] == LOCAL and len(got[0]["identity"]) == 32
     assert "4 message(s) received" in child.stderr
+    stats = json.loads(child.stderr.strip().splitlines()[-1])
+    assert stats["messages_received"] == 4 and stats["connections_opened"] >= 1
 
 
 def test_send_reads_all_of_stdin_as_one_message_and_listen_prints_text():

@@ -89,7 +89,7 @@ class ChirpFuture(Future[T]):
 
     A send cannot be cancelled (the message may be on the wire); a request
     can, until its reply came: cancelling withdraws it, and a reply that
-    comes later is dropped.  Until somebody waits on it (``_watched``),
+    comes later is dropped.  Until somebody waits on it,
     finishing it is an assignment."""
 
     _state = PENDING

@@ -38,7 +38,7 @@ def _reply_of(result: Any) -> tuple[Any, Any] | None:
 
 def _failed(msg: Any) -> None:
     log.exception(
-        "handler failed on the message from %s:%d (identity %s, serial %d)",
+        "handler failed on the message from %s:%d (node %s, serial %d)",
         msg.address, msg.port, msg.remote_identity.hex(), msg.serial,
     )  # fmt: skip
 

@@ -73,18 +73,23 @@ def _as_text(msg: Message) -> str:
 def _listen(args: argparse.Namespace) -> int:
     """Print what arrives (one line per message), until --count or Ctrl-C."""
     seen = 0
-    with _node(args, synchronous=False) as node:
+    # Each message is released after it was printed (and answered, with
+    # --echo): a synchronous sender's acknowledgement comes after the reply.
+    with _node(args, synchronous=False, auto_release=False) as node:
         print(f"listening on port {node.port}", file=sys.stderr, flush=True)
         try:
             while args.count is None or seen < args.count:
-                msg = node.recv()
-                print(_as_json(msg) if args.json else _as_text(msg), flush=True)
-                seen += 1
-                if args.echo:
-                    node.reply(msg, msg.data, msg.header)
+                with node.recv() as msg:
+                    print(_as_json(msg) if args.json else _as_text(msg), flush=True)
+                    seen += 1
+                    if args.echo:
+                        node.reply(msg, msg.data, msg.header)
         except KeyboardInterrupt:
             pass
+        stats = node.stats() if args.stats else None
     print(f"{seen} message(s) received", file=sys.stderr)
+    if stats is not None:
+        print(json.dumps(stats), file=sys.stderr)
     return 0
 
 
@@ -184,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="one JSON object per message")
     ls.add_argument("--count", type=int, help="exit after N messages")
     ls.add_argument("--echo", action="store_true", help="answer each message with its data")
+    ls.add_argument("--stats", action="store_true", help="at the end, the node's counters (JSON)")
     ls.set_defaults(func=_listen)
     s = sub.add_parser("send", help="send DATA, or stdin, to HOST:PORT")
     s.add_argument("address", type=parse_address, metavar="HOST:PORT")
