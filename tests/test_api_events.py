@@ -89,7 +89,7 @@ def test_a_connect_to_nobody_is_refused(node_factory, caplog):
     assert st["sends_failed"] == st["sends_failed_connection"] == 1
     assert st["connections_refused"] == 1 and st["connections_opened"] == 0
     assert any(
-        f"chirp: refused {LOCAL}:{port} (connect_failed)" in r.getMessage() for r in caplog.records
+        f"refused {LOCAL}:{port} (connect_failed)" in r.getMessage() for r in caplog.records
     )
 
 

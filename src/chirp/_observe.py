@@ -83,7 +83,7 @@ class Observer:
             try:
                 self.on_event(event)
             except Exception:  # the callback's failure is not the node's
-                log.exception("chirp: on_event raised for %s", event)
+                log.exception("on_event raised for %s", event)
         with self.lock:
             subscribers = list(self.subscribers)
         for loop, queue in subscribers:
@@ -135,13 +135,13 @@ def _log(e: PeerEvent) -> None:
     where = f"{e.address}:{e.port}"
     how = ("TLS" if e.encrypted else "plaintext") + (", outgoing" if e.outgoing else ", incoming")
     if e.kind == "connected":
-        log.info("chirp: connected to %s (%s)", where, how)
+        log.info("connected to %s (%s)", where, how)
     elif e.kind == "disconnected" and e.reason in _ORDINARY:
-        log.info("chirp: disconnected from %s (%s)", where, e.reason)
+        log.info("disconnected from %s (%s)", where, e.reason)
     else:
-        log.warning("chirp: %s %s (%s): %s", e.kind, where, e.reason, e.detail)
+        log.warning("%s %s (%s): %s", e.kind, where, e.reason, e.detail)
     if e.dropped:
-        log.warning("chirp: %d connection events were dropped (too many waited)", e.dropped)
+        log.warning("%d connection events were dropped (too many waited)", e.dropped)
 
 
 def stats(core: Any) -> dict[str, int]:
