@@ -88,9 +88,7 @@ def test_a_connect_to_nobody_is_refused(node_factory, caplog):
     st = tx.stats()
     assert st["sends_failed"] == st["sends_failed_connection"] == 1
     assert st["connections_refused"] == 1 and st["connections_opened"] == 0
-    assert any(
-        f"refused {LOCAL}:{port} (connect_failed)" in r.getMessage() for r in caplog.records
-    )
+    assert any(f"refused {LOCAL}:{port} (connect_failed)" in r.getMessage() for r in caplog.records)
 
 
 def test_an_oversize_message_cuts_the_connection(node_factory):

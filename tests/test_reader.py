@@ -49,6 +49,9 @@ def parse(chunks: list[bytes], max_size: int = 1 << 20) -> list[tuple]:
                     events.append(("cap", cap.version, cap.flags, cap.window))
                 else:
                     events.append(("ctl", bytes(r.hdr.identity), r.hdr.type))
+            elif ev == lib.CH_RD_REJECT:
+                reason = ffi.buffer(r.reason, r.hdr.data_len)[:]
+                events.append(("rej", bytes(r.hdr.identity), reason))
             elif ev == lib.CH_RD_ERROR:
                 events.append(("err", r.error))
                 return events
@@ -75,6 +78,11 @@ def stream() -> tuple[bytes, list[tuple]]:
     not_cap = b"CHIRPCAP" + bytes([0, 0, 0, 9]) + bytes(4)
     parts.append(header(not_cap, 5, b"", b"", lib.CH_MSG_NOOP))
     expected.append(("ctl", not_cap, lib.CH_MSG_NOOP))
+    reject = lib.CH_MSG_ACK | lib.CH_MSG_REJECT
+    parts.append(header(b"g" * 16, 6, b"no: bad data", b"", reject) + b"no: bad data")
+    expected.append(("rej", b"g" * 16, b"no: bad data"))
+    parts.append(header(b"h" * 16, 6, b"", b"", reject))  # no reason given
+    expected.append(("rej", b"h" * 16, b""))
     parts.append(header(b"f" * 16, 6, b"tail", b"", lib.CH_MSG_REQ_ACK) + b"tail")
     expected.append(("msg", b"f" * 16, 6, b"", b"tail"))
     return b"".join(parts), expected
@@ -115,6 +123,23 @@ def test_oversize_and_bad_control_are_errors() -> None:
     assert parse([hs + wrap], max_size=0xFFFFFFFF)[-1] == ("err", lib.CH_EMSGSIZE)
 
 
+def between_messages(frames: list[tuple[bytes, tuple]], draw) -> None:
+    """Each frame (its bytes, what the reader should report) followed by a
+    message, after a handshake, cut at random places: the reader reports
+    exactly those, in order."""
+    parts, expected = [wire.handshake(1, b"h" * 16)], [("hs", 1, b"h" * 16)]
+    for i, (raw, event) in enumerate(frames):
+        parts.append(raw)
+        expected.append(event)
+        data = b"m%d" % i
+        parts.append(header(b"i" * 16, 2 * i + 2, data, b"") + data)
+        expected.append(("msg", b"i" * 16, 2 * i + 2, b"", data))
+    raw = b"".join(parts)
+    cuts = sorted(draw.draw(st.lists(st.integers(0, len(raw)), max_size=20)))
+    chunks = [raw[a:b] for a, b in zip([0] + cuts, cuts + [len(raw)], strict=False)]
+    assert parse(chunks) == expected
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
@@ -128,15 +153,45 @@ def test_capability_frames_in_any_split(caps: list[tuple[int, int, int]], draw) 
     """Capability frames of any window, version >= 1 and flags, between
     messages, in any fragmentation: each is reported as a capability (a
     window of 0 read as 1), and the messages around them are intact."""
-    hs = wire.handshake(1, b"h" * 16)
-    parts, expected = [hs], [("hs", 1, b"h" * 16)]
-    for i, (window, version, flags) in enumerate(caps):
-        parts.append(wire.capability(2 * i + 1, window, version, flags))
-        expected.append(("cap", version, flags, max(window, 1)))
-        data = b"m%d" % i
-        parts.append(header(b"i" * 16, 2 * i + 2, data, b"") + data)
-        expected.append(("msg", b"i" * 16, 2 * i + 2, b"", data))
-    raw = b"".join(parts)
-    cuts = sorted(draw.draw(st.lists(st.integers(0, len(raw)), max_size=20)))
-    chunks = [raw[a:b] for a, b in zip([0] + cuts, cuts + [len(raw)], strict=False)]
-    assert parse(chunks) == expected
+    frames = [
+        (
+            wire.capability(2 * i + 1, window, version, flags),
+            ("cap", version, flags, max(window, 1)),
+        )
+        for i, (window, version, flags) in enumerate(caps)
+    ]
+    between_messages(frames, draw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(max_size=180), min_size=1, max_size=4),
+    st.data(),
+)
+def test_reject_frames_in_any_split(reasons: list[bytes], draw) -> None:
+    """Reject frames (ACK | REJECT, the reason as data, up to 180 bytes)
+    between messages, in any fragmentation: each is reported with its
+    reason, and the messages around them are intact."""
+    reject = lib.CH_MSG_ACK | lib.CH_MSG_REJECT
+    frames = [
+        (
+            header(bytes([i]) * 16, 2 * i + 1, reason, b"", reject) + reason,
+            ("rej", bytes([i]) * 16, reason),
+        )
+        for i, reason in enumerate(reasons)
+    ]
+    between_messages(frames, draw)
+
+
+def test_bad_reject_frames_are_protocol_errors() -> None:
+    hs = wire.handshake(1, b"x" * 16)
+    rej = lib.CH_MSG_REJECT
+    for typ, data_len, header_len in [
+        (rej, 0, 0),  # REJECT without ACK
+        (rej | lib.CH_MSG_ACK | lib.CH_MSG_REQ_ACK, 0, 0),
+        (rej | lib.CH_MSG_NOOP, 0, 0),
+        (rej | lib.CH_MSG_ACK, 181, 0),  # a reason too long
+        (rej | lib.CH_MSG_ACK, 3, 2),  # with a header
+    ]:
+        bad = wire.header(b"a" * 16, 1, data_len, header_len, typ)
+        assert parse([hs + bad])[-1] == ("err", lib.CH_EPROTO), (typ, data_len, header_len)

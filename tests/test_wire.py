@@ -90,6 +90,10 @@ def test_header_checks() -> None:
     assert check(0, 0, lib.CH_MSG_NOOP | lib.CH_MSG_REQ_ACK, 100)[0] == lib.CH_EPROTO
     assert check(0, 0, lib.CH_MSG_NOOP | lib.CH_MSG_ACK, 100)[0] == lib.CH_EPROTO
     assert check(0, 0, 8, 100)[0] == lib.CH_EPROTO
+    reject = lib.CH_MSG_ACK | lib.CH_MSG_REJECT  # the reason as data, up to 180 bytes
+    assert check(0, 0, reject, 100)[0] == 0
+    assert check(180, 0, reject, 100)[0] == 0  # not bound by max_msg_size
+    assert check(181, 0, reject, 100000)[0] == lib.CH_EPROTO
 
 
 def _cap(serial: int, window: int, flags: int = 0) -> bytes:

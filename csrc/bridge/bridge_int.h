@@ -35,6 +35,7 @@
 #define CH_CMD_WAITED 2 /* one send or request a thread waits for */
 #define CH_CMD_BATCH 3  /* many sends to one remote; one event */
 #define CH_CMD_QUERY 4  /* stats and peers; its caller waits (ch_query_t) */
+#define CH_CMD_REJECT 5 /* reject a received message (ch_rejectcmd_t) */
 
 /* A flag of ch_submit beside CH_SEND_REQUEST and CH_SEND_NOCOPY: the
  * wait is announced (ch_bridge_start), not waited for. */
@@ -88,6 +89,12 @@ typedef struct ch_batch {
     char detail[CH_DETAIL_SIZE];
     ch_send_t *sends; /* nsends, after the struct; then header and data */
 } ch_batch_t;
+
+/* A message to reject, and the reason (it follows, NUL-terminated). */
+typedef struct ch_rejectcmd {
+    ch_cmd_t cmd;
+    ch_message_t *msg;
+} ch_rejectcmd_t;
 
 /* A query of stats and peers: the caller's, on its stack, until done. */
 typedef struct ch_query {

@@ -215,6 +215,12 @@ static void run_command(ch_bridge_t *b, ch_cmd_t *cmd)
         run_query(b, CH_CONTAINER_OF(cmd, ch_query_t, cmd));
         return;
     }
+    if (cmd->kind == CH_CMD_REJECT) {
+        ch_rejectcmd_t *rc = CH_CONTAINER_OF(cmd, ch_rejectcmd_t, cmd);
+        ch_node_reject(b->node, rc->msg, (const char *)(rc + 1));
+        ch_free(rc);
+        return;
+    }
     if (cmd->kind == CH_CMD_BATCH) {
         ch_batch_t *batch = CH_CONTAINER_OF(cmd, ch_batch_t, cmd);
         int i, n = batch->nsends;

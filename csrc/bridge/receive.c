@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bridge/bridge_int.h"
+#include "util/alloc.h"
 
 /* Messages up to this size (header and data) are copied into the inbox. */
 #define CH_INBOX_MSG_MAX 4096u
@@ -277,4 +278,39 @@ void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n)
         give_back(b, &chain);
     }
     uv_mutex_unlock(&b->mu);
+}
+
+int ch_bridge_reject(ch_bridge_t *b, ch_message_t *msg, const char *reason)
+{
+    size_t len = strlen(reason);
+    ch_rejectcmd_t *rc;
+    if (len > CH_REJECT_MAX)
+        len = CH_REJECT_MAX;
+    rc = ch_malloc(sizeof(*rc) + len + 1);
+    if (rc == NULL)
+        return CH_ENOMEM;
+    rc->cmd.kind = CH_CMD_REJECT;
+    rc->msg = msg;
+    memcpy(rc + 1, reason, len);
+    ((char *)(rc + 1))[len] = '\0';
+    uv_mutex_lock(&b->mu);
+    if (b->closing) {
+        uv_mutex_unlock(&b->mu);
+        ch_free(rc);
+        return CH_ECLOSED;
+    }
+    if (ch_inbox_holds(&b->rq.inbox, msg)) {
+        /* A copy in the inbox was released when it was copied: nothing
+         * waits for an answer any more; give the copy back. */
+        ch_list_t one;
+        ch_list_init(&one);
+        ch_list_push(&one, &msg->link);
+        give_back(b, &one);
+        uv_mutex_unlock(&b->mu);
+        ch_free(rc);
+        return CH_OK;
+    }
+    ch_cmds_queue(b, &rc->cmd);
+    uv_mutex_unlock(&b->mu);
+    return CH_OK;
 }

@@ -74,6 +74,8 @@ void ch_conns_cork(ch_conns_t *cs);
 void ch_conns_uncork(ch_conns_t *cs);
 /* The application released a message (a second release does nothing). */
 void ch_conn_release(ch_message_t *msg);
+/* The application rejected a message (see ch_node_reject). */
+void ch_conn_reject(ch_message_t *msg, const char *reason);
 /* The timer: send timeouts, connect, handshake and idle timeouts. */
 void ch_conns_tick(ch_conns_t *cs, uint64_t now);
 /* The node closes: connections with ACKs to write (or a write in

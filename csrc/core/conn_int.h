@@ -11,7 +11,11 @@
 #define CH_INLINE_SIZE 1024  /* slot buffer for small messages */
 #define CH_BATCH_MSGS 64     /* messages per coalesced write */
 #define CH_DIRECT_READ 16384 /* payloads this big are read in place */
-#define CH_IOV_CAP (3 * CH_BATCH_MSGS + CH_MAX_SLOTS + 3)
+#define CH_IOV_CAP (3 * CH_BATCH_MSGS + 2 * CH_MAX_SLOTS + 3)
+
+/* ch_send_t.acked_: its ACK came (1), or a reject (CH_REJECTED), while it
+ * was still being written. */
+#define CH_REJECTED 2
 
 /* ch_message_t.state_ */
 #define CH_MS_FREE 0
@@ -80,6 +84,7 @@ struct ch_conn {
     int inflight;     /* synchronous sends written here, not acked */
     uint64_t written; /* messages this node wrote on the connection */
     int peer_window;  /* from the peer's capability frame; 1 until then */
+    int peer_reject;  /* it announced CH_CAP_REJECT: it reads reject frames */
     int cap_due;      /* the capability frame goes out with the next write */
     uint8_t cap_hdr[CH_HEADER_SIZE];
     uint8_t noop_hdr[CH_HEADER_SIZE];
@@ -117,6 +122,9 @@ void ch_conn_flush_tls(ch_conn_t *c);
  * error. */
 int ch_conn_write(ch_conn_t *c, uv_buf_t *bufs, int n);
 void ch_conn_ack_received(ch_conn_t *c, const uint8_t id[CH_ID_SIZE]);
+/* A reject frame for a message this node sent. */
+void ch_conn_reject_received(ch_conn_t *c, const uint8_t id[CH_ID_SIZE],
+                             const uint8_t *reason, uint32_t len);
 /* The connection closes: fail what waits on its ACKs. */
 void ch_conn_writer_closed(ch_conn_t *c);
 /* Sends in flight to r past their deadline: close their connection. */

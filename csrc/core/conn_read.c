@@ -50,6 +50,7 @@ void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
         return;
     drop_buffer(c, m);
     m->state_ = CH_MS_FREE;
+    m->rejected_ = 0;
     c->slots_busy--;
     c->cs->stats->slots_in_use--;
     if (c->handle_closed) {
@@ -76,6 +77,43 @@ void ch_conn_release(ch_message_t *m)
         return;
     }
     ch_conn_slot_free(c, m);
+}
+
+void ch_conn_reject(ch_message_t *m, const char *reason)
+{
+    ch_conn_t *c = m->conn_;
+    size_t len = strlen(reason);
+    if (m->state_ != CH_MS_APP)
+        return; /* released or rejected already */
+    c->cs->stats->messages_rejected++;
+    if (!(m->type & CH_MSG_REQ_ACK) || c->state != CH_CS_READY) {
+        ch_conn_release(m); /* nobody waits for an answer, or can get one */
+        return;
+    }
+    if (!c->peer_reject) {
+        /* libchirp has no reject frame: no ACK, and the connection closes,
+         * so that its sender gets an error of its own. */
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why),
+                 "rejected a message, and the peer cannot read why (%.150s)",
+                 reason);
+        drop_buffer(c, m);
+        m->header = m->data = NULL;
+        ch_conn_slot_free(c, m);
+        ch_conn_close(c, CH_EREJECTED, why);
+        return;
+    }
+    if (len > CH_REJECT_MAX)
+        len = CH_REJECT_MAX;
+    drop_buffer(c, m);
+    m->header = m->data = NULL;
+    m->buf_ = inline_buf(c, m); /* the reason waits here until written */
+    memcpy(m->buf_, reason, len);
+    m->reject_len_ = (uint16_t)len;
+    m->rejected_ = 1;
+    m->state_ = CH_MS_ACKQ;
+    ch_list_push(&c->acks, &m->link);
+    ch_conn_flush(c);
 }
 
 void ch_conn_slots_closed(ch_conn_t *c)
@@ -146,6 +184,7 @@ static void capability(ch_conn_t *c, const ch_cap_t *cap)
     if (window > c->cs->cfg->max_inflight)
         window = c->cs->cfg->max_inflight;
     c->peer_window = window;
+    c->peer_reject = (cap->flags & CH_CAP_REJECT) != 0;
     /* The remote's, not the connection's: a new connection to it knows. */
     ch_remote_set_max_msg_size(c->remote, cap->max_msg_size);
     ch_conn_flush(c);
@@ -211,6 +250,10 @@ static int process(ch_conn_t *c)
             break;
         case CH_RD_MESSAGE:
             deliver(c, c->cur);
+            break;
+        case CH_RD_REJECT:
+            ch_conn_reject_received(c, rd->hdr.identity, rd->reason,
+                                    rd->hdr.data_len);
             break;
         default: {
             char why[CH_DETAIL_SIZE];

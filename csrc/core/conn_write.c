@@ -11,6 +11,7 @@
 
 #include "core/conn_int.h"
 #include "util/addr.h"
+#include "util/alloc.h"
 #include "wire/wire.h"
 
 static void on_write(uv_write_t *req, int status);
@@ -114,6 +115,11 @@ static void on_write(uv_write_t *req, int status)
         ch_send_t *s = msgs[i];
         if (!is_sync(s)) {
             ch_remote_complete(s, CH_OK, "");
+        } else if (s->acked_ == CH_REJECTED) {
+            char why[CH_DETAIL_SIZE];
+            snprintf(why, sizeof(why), "%s",
+                     s->why_ != NULL ? s->why_ : "rejected by the receiver");
+            finish_inflight(c, s, CH_EREJECTED, why);
         } else if (s->acked_) {
             finish_inflight(c, s, CH_OK, "");
         } else if (c->state == CH_CS_CLOSING) {
@@ -214,7 +220,7 @@ void ch_conn_flush(ch_conn_t *c)
         /* First after the handshake: the window this node accepts. */
         ch_cap_t cap;
         cap.version = CH_CAP_VERSION;
-        cap.flags = 0;
+        cap.flags = CH_CAP_REJECT;
         cap.window = (uint16_t)c->cs->cfg->max_inflight;
         cap.max_msg_size = c->cs->cfg->max_msg_size;
         ch_wire_encode_cap(c->cap_hdr, ch_remote_next_serial(r), &cap);
@@ -228,8 +234,14 @@ void ch_conn_flush(ch_conn_t *c)
         memcpy(h.identity, m->identity, CH_ID_SIZE);
         h.serial = ch_remote_next_serial(r);
         h.type = CH_MSG_ACK;
+        if (m->rejected_) {
+            h.type |= CH_MSG_REJECT;
+            h.data_len = m->reject_len_;
+        }
         ch_wire_encode_header(m->ack_hdr_, &h);
         add(c, &n, m->ack_hdr_, CH_HEADER_SIZE);
+        if (m->rejected_ && m->reject_len_ > 0)
+            add(c, &n, m->buf_, m->reject_len_);
         c->wacks[c->wacks_n++] = m;
     }
     if (r->conn == c)
@@ -268,6 +280,35 @@ void ch_conn_ack_received(ch_conn_t *c, const uint8_t id[CH_ID_SIZE])
         return;
     }
     finish_inflight(s->conn_, s, CH_OK, "");
+    if (r->conn != NULL)
+        ch_conn_flush(r->conn);
+}
+
+void ch_conn_reject_received(ch_conn_t *c, const uint8_t id[CH_ID_SIZE],
+                             const uint8_t *reason, uint32_t len)
+{
+    ch_remote_t *r = c->remote;
+    ch_send_t *s;
+    char who[96], why[CH_DETAIL_SIZE];
+    uint32_t i;
+    if (r == NULL || (s = ch_remote_inflight_find(r, id)) == NULL)
+        return; /* a late answer to a message that already failed */
+    ch_addr_describe(c->ip_protocol, c->address, r->port, who, sizeof(who));
+    i = (uint32_t)snprintf(why, sizeof(why), "%s rejected the message: ", who);
+    /* The reason is the peer's text: printable ASCII and UTF-8 kept. */
+    for (; len > 0 && i + 1 < sizeof(why); reason++, len--)
+        why[i++] = (*reason >= 0x20 && *reason != 0x7f) ? (char)*reason : '?';
+    why[i < sizeof(why) ? i : sizeof(why) - 1] = '\0';
+    if (s->state_ == CH_SS_WRITING) {
+        /* Its write callback completes it; the detail waits here. */
+        s->acked_ = CH_REJECTED;
+        ch_free(s->why_);
+        s->why_ = ch_malloc(strlen(why) + 1);
+        if (s->why_ != NULL) /* else: the generic text */
+            memcpy(s->why_, why, strlen(why) + 1);
+        return;
+    }
+    finish_inflight(s->conn_, s, CH_EREJECTED, why);
     if (r->conn != NULL)
         ch_conn_flush(r->conn);
 }

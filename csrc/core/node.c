@@ -293,6 +293,12 @@ void ch_node_release(ch_node_t *node, ch_message_t *msg)
     ch_conn_release(msg);
 }
 
+void ch_node_reject(ch_node_t *node, ch_message_t *msg, const char *reason)
+{
+    (void)node;
+    ch_conn_reject(msg, reason != NULL ? reason : "");
+}
+
 void ch_node_set_peer_cb(ch_node_t *node, ch_peer_cb cb)
 {
     node->conns.on_peer = cb;

@@ -10,6 +10,7 @@
 
 #include "chirp.h"
 #include "core/send.h"
+#include "util/alloc.h"
 #include "util/htable.h"
 #include "util/queue.h"
 
@@ -85,6 +86,9 @@ static inline void ch_stats_failed(ch_stats_t *st, int status)
     case CH_ECLOSED:
         st->sends_failed_closed++;
         break;
+    case CH_EREJECTED:
+        st->sends_failed_rejected++;
+        break;
     default:
         st->sends_failed_other++;
     }
@@ -107,6 +111,10 @@ static inline void ch_remote_complete(ch_send_t *s, int status,
                                       const char *detail)
 {
     ch_remotes_t *t = s->remote_->table;
+    if (s->why_ != NULL) { /* a reject's detail (conn_write.c) */
+        ch_free(s->why_);
+        s->why_ = NULL;
+    }
     s->state_ = CH_SS_DONE;
     s->remote_ = NULL;
     s->conn_ = NULL;

@@ -48,6 +48,7 @@ struct ch_send {
     uint8_t acked_;
     uint8_t has_identity_;
     uint8_t hdr_[CH_HEADER_SIZE];
+    char *why_; /* a reject's detail, while the write is still running */
 };
 
 /* Prepare a send: zero it; the identity is chosen at send time unless
@@ -87,6 +88,12 @@ void ch_node_uncork(ch_node_t *node);
 /* Give a received message's slot back (sends the ACK if one was asked);
  * a second release of the same message does nothing. */
 void ch_node_release(ch_node_t *node, ch_message_t *msg);
+/* End a received message with a failure instead of an ACK, and give its
+ * slot back.  A synchronous chirp sender's send fails with CH_EREJECTED
+ * and the reason (up to CH_REJECT_MAX bytes); a peer that cannot read
+ * reject frames (libchirp) gets no ACK, and its connection is closed.
+ * An asynchronous sender asked for nothing: the message is released. */
+void ch_node_reject(ch_node_t *node, ch_message_t *msg, const char *reason);
 /* Close: the node takes no new sends and stops listening; queued and
  * in-flight sends get up to the linger (the config's, or the last
  * ch_node_set_linger's) to complete as usual, then what is left fails with

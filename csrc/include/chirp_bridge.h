@@ -211,6 +211,11 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
  * message's memory may hold the next message right after. */
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);
 
+/* End a message obtained from ch_bridge_recv with a failure instead of an
+ * ACK (see ch_node_reject), in place of releasing it.  CH_OK, CH_ENOMEM
+ * (nothing done: release it instead), or CH_ECLOSED. */
+int ch_bridge_reject(ch_bridge_t *b, ch_message_t *msg, const char *reason);
+
 /* Wait for events; same returns as ch_bridge_recv.  Called again soon
  * after it returned, it lets successful completions gather for up to a
  * millisecond (a stream's completions are handed out in batches). */

@@ -25,6 +25,11 @@ extern "C" {
 #define CH_MSG_REQ_ACK 1
 #define CH_MSG_ACK 2
 #define CH_MSG_NOOP 4
+/* With CH_MSG_ACK: the message was rejected; its data (up to
+ * CH_REJECT_MAX bytes) is the reason.  Sent only to peers whose
+ * capability frame has CH_CAP_REJECT (docs/protocol.md). */
+#define CH_MSG_REJECT 8
+#define CH_REJECT_MAX 180
 
 /* ------------------------------------------------------------------ errors */
 
@@ -41,7 +46,8 @@ extern "C" {
     XX(ETLS, -7, "TLS error")                                               \
     XX(EADDR, -8, "address error")                                          \
     XX(EMSGSIZE, -9, "message too large")                                   \
-    XX(EAGAIN, -10, "resource temporarily unavailable")
+    XX(EAGAIN, -10, "resource temporarily unavailable")                     \
+    XX(EREJECTED, -11, "rejected by the receiver")
 
 enum ch_errno {
 #define CH_ERRNO_ENUM_(name, code, text) CH_##name = code,
@@ -206,6 +212,8 @@ typedef struct ch_message {
     uint32_t bufcap_; /* a big buffer's size (util/bufcache.c) */
     uint8_t state_;
     uint8_t index_;
+    uint8_t rejected_;    /* its ACK is a reject frame; reason in buf_ */
+    uint16_t reject_len_;
     uint8_t ack_hdr_[CH_HEADER_SIZE];
 } ch_message_t;
 
@@ -272,6 +280,8 @@ typedef struct ch_peer_event {
     XX(sends_failed_tls, "sends failed: TLS")                               \
     XX(sends_failed_size, "sends failed: larger than the peer takes")       \
     XX(sends_failed_closed, "sends failed: the node closed")                \
+    XX(sends_failed_rejected, "sends failed: rejected by the receiver")     \
+    XX(messages_rejected, "received messages this node rejected")           \
     XX(sends_failed_other, "sends failed: another cause")                   \
     XX(connections_opened, "connections that became ready")                 \
     XX(connections_closed, "ready connections that closed")                 \

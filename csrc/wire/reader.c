@@ -62,6 +62,11 @@ int ch_reader_feed(ch_reader_t *r, const uint8_t *in, size_t len,
                 r->state = CH_RS_FAILED;
                 return CH_RD_ERROR;
             }
+            if (r->hdr.type & CH_MSG_REJECT) {
+                r->reason_have = 0;
+                r->state = CH_RS_REASON;
+                break;
+            }
             if (r->hdr.type & (CH_MSG_ACK | CH_MSG_NOOP))
                 return CH_RD_CONTROL;
             r->payload_len = (uint32_t)r->hdr.header_len + r->hdr.data_len;
@@ -69,6 +74,19 @@ int ch_reader_feed(ch_reader_t *r, const uint8_t *in, size_t len,
             r->payload = NULL;
             r->state = CH_RS_PAYLOAD_WAIT;
             return CH_RD_HEADER;
+        }
+        case CH_RS_REASON: {
+            uint32_t n = r->hdr.data_len - r->reason_have;
+            if (n > len - pos)
+                n = (uint32_t)(len - pos);
+            memcpy(r->reason + r->reason_have, in + pos, n);
+            r->reason_have += n;
+            pos += n;
+            *used = pos;
+            if (r->reason_have < r->hdr.data_len)
+                return CH_RD_MORE;
+            r->state = CH_RS_HEADER;
+            return CH_RD_REJECT;
         }
         case CH_RS_PAYLOAD_WAIT:
             /* The caller did not provide the buffer: a usage error. */

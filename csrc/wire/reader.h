@@ -16,12 +16,15 @@
 #define CH_RD_CONTROL 3   /* an ACK or NOOP (r->hdr), no payload */
 #define CH_RD_MESSAGE 4   /* the payload given at CH_RD_HEADER is complete */
 #define CH_RD_ERROR 5     /* protocol error: r->error, r->why */
+#define CH_RD_REJECT 6    /* a reject frame (r->hdr), its reason in
+                             r->reason (r->hdr.data_len bytes) */
 
 #define CH_RS_HANDSHAKE 0
 #define CH_RS_HEADER 1
 #define CH_RS_PAYLOAD_WAIT 2 /* header seen, no payload buffer given yet */
 #define CH_RS_PAYLOAD 3
 #define CH_RS_FAILED 4
+#define CH_RS_REASON 5 /* reading a reject frame's reason */
 
 typedef struct ch_reader {
     int state;
@@ -36,6 +39,8 @@ typedef struct ch_reader {
     uint32_t payload_have;
     int error;
     const char *why;
+    uint8_t reason[CH_REJECT_MAX];
+    uint32_t reason_have;
 } ch_reader_t;
 
 void ch_reader_init(ch_reader_t *r, uint32_t max_msg_size);

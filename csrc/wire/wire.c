@@ -72,9 +72,21 @@ int ch_wire_check_header(const ch_wire_header_t *h, uint32_t max_msg_size,
     const char *dummy;
     if (why == NULL)
         why = &dummy;
-    if (h->type & ~(CH_MSG_REQ_ACK | CH_MSG_ACK | CH_MSG_NOOP)) {
+    if (h->type & ~(CH_MSG_REQ_ACK | CH_MSG_ACK | CH_MSG_NOOP |
+                    CH_MSG_REJECT)) {
         *why = "unknown message type bits";
         return CH_EPROTO;
+    }
+    if (h->type & CH_MSG_REJECT) {
+        if (h->type != (CH_MSG_ACK | CH_MSG_REJECT)) {
+            *why = "REJECT without ACK, or with other type bits";
+            return CH_EPROTO;
+        }
+        if (h->header_len != 0 || h->data_len > CH_REJECT_MAX) {
+            *why = "reject frame with a header or a reason too long";
+            return CH_EPROTO;
+        }
+        return CH_OK;
     }
     if ((h->type & CH_MSG_ACK) && (h->type & CH_MSG_NOOP)) {
         *why = "message is both ACK and NOOP";

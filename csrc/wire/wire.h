@@ -25,7 +25,8 @@ void ch_wire_encode_header(uint8_t out[CH_HEADER_SIZE],
                            const ch_wire_header_t *h);
 void ch_wire_decode_header(const uint8_t in[CH_HEADER_SIZE],
                            ch_wire_header_t *h);
-/* CH_OK, or CH_EPROTO / CH_EMSGSIZE with a reason in *why. */
+/* CH_OK, or CH_EPROTO / CH_EMSGSIZE with a reason in *why.  A reject
+ * frame (ACK | REJECT) may carry up to CH_REJECT_MAX bytes of data. */
 int ch_wire_check_header(const ch_wire_header_t *h, uint32_t max_msg_size,
                          const char **why);
 
@@ -38,10 +39,12 @@ int ch_wire_check_header(const ch_wire_header_t *h, uint32_t max_msg_size,
 #define CH_CAP_TAG "CHIRPCAP"
 #define CH_CAP_TAG_SIZE 8
 #define CH_CAP_VERSION 1
+/* Capability flags. */
+#define CH_CAP_REJECT 1 /* it reads reject frames (CH_MSG_REJECT) */
 
 typedef struct ch_cap {
     uint8_t version;
-    uint8_t flags;   /* none defined yet: sent as 0, ignored when read */
+    uint8_t flags;   /* CH_CAP_*; unknown ones are ignored when read */
     uint16_t window; /* synchronous messages the sender of the frame takes
                         in flight at once, 1 or more */
     uint32_t max_msg_size; /* the largest message it takes; 0: not told */

@@ -17,6 +17,7 @@ from .errors import (
     ClosedError,
     MessageSizeError,
     ProtocolError,
+    RejectedError,
     TLSError,
 )
 from .events import PeerEvent, PeerInfo
@@ -40,6 +41,7 @@ __all__ = [
     "PeerEvent",
     "PeerInfo",
     "ProtocolError",
+    "RejectedError",
     "TLSError",
     "__version__",
 ]

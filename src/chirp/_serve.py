@@ -7,7 +7,9 @@ is in progress, so a slow handler holds the sender back through TCP.  A
 reply goes out before the message is released (the seed's rule: a
 synchronous requester that sees the ACK without a reply knows something
 went wrong).  A handler that raises costs that message only: the error is
-logged with where the message came from, and the message is released.
+logged with where the message came from, and the message is rejected
+with the exception's type and text as the reason (its synchronous sender
+gets RejectedError).
 """
 
 from __future__ import annotations
@@ -36,11 +38,16 @@ def _reply_of(result: Any) -> tuple[Any, Any] | None:
     return result, b""
 
 
-def _failed(msg: Any) -> None:
+def _failed(msg: Any, exc: BaseException) -> None:
+    """Log a handler's failure and reject its message with the reason."""
     log.exception(
         "handler failed on the message from %s:%d (node %s, serial %d)",
         msg.address, msg.port, msg.remote_identity.hex(), msg.serial,
     )  # fmt: skip
+    try:
+        msg.reject(f"{type(exc).__name__}: {exc}")
+    except (ClosedError, MemoryError):
+        pass  # closed: nobody to tell; no memory: it was released
 
 
 def _handle(node: Any, handler: Any, msg: Any, free: threading.Semaphore) -> None:
@@ -49,8 +56,8 @@ def _handle(node: Any, handler: Any, msg: Any, free: threading.Semaphore) -> Non
         reply = _reply_of(handler(msg))
         if reply is not None:
             node.reply(msg, reply[0], reply[1])
-    except Exception:
-        _failed(msg)
+    except Exception as e:
+        _failed(msg, e)
     finally:
         try:
             msg.release()
@@ -109,8 +116,8 @@ async def _aworker(node: Any, handler: Any, stop: threading.Event) -> None:
         except asyncio.CancelledError:
             msg.release()
             raise
-        except Exception:
-            _failed(msg)
+        except Exception as e:
+            _failed(msg, e)
         msg.release()
 
 

@@ -64,6 +64,21 @@ class AddressError(ChirpError, OSError):
     code = "CH_EADDR"
 
 
+class RejectedError(ChirpError):
+    """The receiver rejected the message (``Message.reject``, or a handler
+    of ``serve`` that raised): ``reason`` is its text, ``address`` the
+    receiver ("host:port")."""
+
+    code = "CH_EREJECTED"
+    _SEP = " rejected the message: "
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message, code)
+        address, sep, reason = message.partition(self._SEP)
+        self.address: str | None = address if sep else None
+        self.reason: str = reason if sep else message
+
+
 _BY_CODE: dict[str, type[ChirpError]] = {
     cls.code: cls
     for cls in (
@@ -75,6 +90,7 @@ _BY_CODE: dict[str, type[ChirpError]] = {
         ChirpMemoryError,
         MessageSizeError,
         AddressError,
+        RejectedError,
     )
 }
 

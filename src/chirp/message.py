@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._chirp import lib
+
 
 class Message:
     """A received message.  ``release()`` gives its slot back to the
@@ -62,6 +64,33 @@ class Message:
             return
         self._ptr = None
         self._core.release_one(ptr)
+
+    def reject(self, reason: str = "") -> None:
+        """End the message with a failure instead of an acknowledgement,
+        and free its slot.  A synchronous chirp sender's send fails with
+        RejectedError carrying ``reason`` (UTF-8, cut to 180 bytes); a
+        libchirp sender, which cannot be told why, gets no acknowledgement
+        and its connection is closed; an asynchronous sender asked for
+        nothing.  Only a message still in its slot can be rejected
+        (``auto_release=False``, or a handler of ``serve``)."""
+        if not isinstance(reason, str):
+            raise TypeError(f"reason must be a str, got {type(reason).__name__}")
+        ptr = getattr(self, "_ptr", None)
+        if ptr is None:
+            raise ValueError(
+                "cannot reject a message already released (with auto_release, "
+                "a message is released as it is handed out: use auto_release=False)"
+            )
+        core = self._core
+        if core.forked:
+            raise core.closed_error()
+        raw = reason.replace("\0", "?").encode()[: lib.CH_REJECT_MAX]
+        raw = raw.decode(errors="ignore").encode()  # no cut UTF-8 character
+        self._ptr = None
+        rc = lib.ch_bridge_reject(core.b, ptr, raw)
+        if rc == lib.CH_ENOMEM:  # nothing was done: at least free the slot
+            core.release_one(ptr)
+            raise MemoryError("no memory to reject the message: it was released")
 
     def __enter__(self) -> Message:
         return self

@@ -408,3 +408,31 @@ def test_send_to_stopped_libchirp_peer_fails(node_factory, libchirp_peer):
     assert isinstance(
         info.value, (chirp.ChirpConnectionError, chirp.ChirpTimeoutError, chirp.ProtocolError)
     ), repr(info.value)
+
+
+def test_a_rejected_message_from_libchirp_is_not_acknowledged(node_factory, libchirp_peer):
+    """libchirp has no reject frame: the message it sent is not
+    acknowledged and its connection closes, so its synchronous send fails
+    with an error of its own; the messages before and after go through."""
+    events = []
+    node = node_factory(synchronous=False, auto_release=False, on_event=events.append)
+    peer = libchirp_peer(
+        "send", "--target", "%s:%d" % (LOCAL, node.port), "--count", 3, "--wait", 30
+    )
+    verdicts = []
+    for i in range(3):
+        msg = node.recv(timeout=20.0)
+        if i == 1:
+            msg.reject("not this one")
+            verdicts.append("rejected")
+        else:
+            msg.release()
+            verdicts.append("released")
+    res = peer.event(kind="result", timeout=40)
+    assert res["ok"] == 2 and res["failed"] == 1, res
+    assert verdicts == ["released", "rejected", "released"]
+    cut = [e for e in events if e.kind == "disconnected" and e.error == "CH_EREJECTED"]
+    assert cut and "the peer cannot read why (not this one)" in cut[0].detail, events
+    # libchirp 1.2.1 reports the closed connection as its own error
+    assert [m["ok"] for m in res["messages"]] == [True, False, True], res
+    assert peer.wait(20) == 1, peer.describe()  # its exit code when a send failed
