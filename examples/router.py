@@ -1,73 +1,69 @@
-"""Synchronous producer, synchronous router, asynchronous consumer.
+"""Producer -> router -> workers, with chirp.Router.
 
     python examples/router.py
 
-The pattern of the README's "Synchronous producers, asynchronous
-consumers": the router receives with auto_release=False, forwards each
-message with a blocking send(), and releases the original only after the
-forward succeeded.  So a producer's send returns only once the consumer
-has the message; and when the consumer is gone, the forward fails, the
-router keeps the original unreleased (no acknowledgement), and the
-producer's send fails with its timeout instead of succeeding silently."""
+The seed's rule of thumb: the producer and the router are synchronous,
+the workers asynchronous.  The router forwards each message to a worker
+(round robin) and releases it only once the worker took it, so the
+producer's send returns when a worker has the job.  A worker's reply
+comes back to the producer through the router.  A worker that is gone
+is skipped; a job a worker rejects (its handler raised) fails at the
+producer with RejectedError; and when no worker is left, the producer
+gets RejectedError naming why, instead of a silent loss."""
 
 import threading
-import time
 
 import chirp
 
 OPTS = dict(port=0, bind_v6="", disable_encryption=True)
 
 
-def consume(consumer: chirp.Node) -> None:
-    """The consumer: print each message, then release it (which
-    acknowledges it to the router)."""
-    for msg in consumer:  # until the node closes
-        with msg:
-            print(f"consumer: got {msg.data!r}")
+def start_worker(name: str) -> chirp.Node:
+    """An asynchronous worker answering each job (serve), on a thread."""
 
+    def handle(msg: chirp.Message) -> bytes:
+        if msg.data == b"poison":
+            raise ValueError("cannot do this job")
+        print(f"{name}: {msg.data.decode()}")
+        return b"done by " + name.encode()
 
-def route(router: chirp.Node, target: tuple[str, int], held: list[chirp.Message]) -> None:
-    """The router: forward, and release only what was forwarded."""
-    for msg in router:
-        try:
-            router.send(target, msg.data, msg.header)
-        except chirp.ChirpError as e:
-            print(f"router: forward of {msg.data!r} failed ({type(e).__name__}); not released")
-            held.append(msg)  # no release: the producer gets no acknowledgement
-            continue
-        msg.release()
+    node = chirp.Node(synchronous=False, **OPTS)
+    threading.Thread(target=node.serve, args=(handle, 2), daemon=True).start()
+    return node
 
 
 def main() -> None:
-    held: list[chirp.Message] = []
+    w1, w2 = start_worker("worker 1"), start_worker("worker 2")
+    targets = [("127.0.0.1", w1.port), ("127.0.0.1", w2.port)]
     with (
-        chirp.Node(synchronous=False, auto_release=False, **OPTS) as consumer,
-        chirp.Node(synchronous=True, auto_release=False, timeout=0.5, **OPTS) as router,
-        chirp.Node(synchronous=True, timeout=1.5, **OPTS) as producer,
+        chirp.Node(synchronous=True, auto_release=False, timeout=1.0, **OPTS) as rnode,
+        chirp.Node(synchronous=True, timeout=5.0, **OPTS) as producer,
     ):
-        to_router = ("127.0.0.1", router.port)
-        to_consumer = ("127.0.0.1", consumer.port)
-        threads = [
-            threading.Thread(target=consume, args=(consumer,)),
-            threading.Thread(target=route, args=(router, to_consumer, held)),
-        ]
-        for t in threads:
-            t.start()
+        router = chirp.Router(rnode, targets)
+        threading.Thread(target=router.run, daemon=True).start()
+        to_router = ("127.0.0.1", rnode.port)
 
-        for i in range(3):
-            producer.send(to_router, b"job %d" % i)  # returns once the consumer released it
-            print(f"producer: job {i} delivered")
+        for i in range(4):  # round robin; the reply comes back through the router
+            answer = producer.request(to_router, b"job %d" % i)
+            print(f"producer: job {i} answered: {answer.data.decode()}")
 
-        consumer.close()  # the consumer is gone
-        start = time.monotonic()
         try:
-            producer.send(to_router, b"job 3")
-        except chirp.ChirpTimeoutError:
-            took = time.monotonic() - start
-            print(f"producer: job 3 failed with ChirpTimeoutError after {took:.1f} s")
-    for t in threads:  # each loop ended when its node closed
-        t.join(timeout=10)
-    print(f"messages the router held back: {len(held)}")
+            producer.send(to_router, b"poison")
+        except chirp.RejectedError as e:
+            print(f"producer: poison rejected: {e.reason}")
+
+        w1.close()  # a worker goes away: the router skips it
+        for i in range(4, 6):  # a producer that gets answers must read them: request
+            answer = producer.request(to_router, b"job %d" % i)
+            print(f"producer: job {i} answered: {answer.data.decode()}")
+
+        w2.close()  # nobody left
+        try:
+            producer.request(to_router, b"job 6")
+        except chirp.RejectedError as e:
+            print(f"producer: job 6 failed: {e.reason.split(';')[0]}")
+        router.stop()
+        print(f"router: {router.counts}")
 
 
 if __name__ == "__main__":

@@ -98,3 +98,24 @@ def test_version_and_help():
     for command in ("listen", "send", "request", "demo", "pki", "bench"):
         assert command in done.stdout
     assert "SUPPRESS" not in done.stdout and "_peer" not in done.stdout
+
+
+def test_router_forwards_from_the_shell():
+    """chirp send -> chirp router -> chirp listen, each its own process."""
+    child, port = listener("--json", "--count", "2")
+    rport = free_port_v4_and_v6()
+    to = f"{LOCAL}:{port}"
+    router = Child(
+        [*CHIRP, "router", "--port", rport, "--plaintext", "--to", to], name="chirp router"
+    )
+    with child, router:
+        for _ in range(50):
+            done = chirp_run("send", f"{LOCAL}:{rport}", "via the router", "--timeout", "2")
+            if done.returncode == 0:
+                break
+        assert done.returncode == 0, done.stderr + router.stderr
+        assert chirp_run("send", f"{LOCAL}:{rport}", "again").returncode == 0
+        got = [json.loads(child.readline(20)) for _ in range(2)]
+        assert child.wait(20) == 0
+    assert [g["data"] for g in got] == ["via the router", "again"]
+    assert all(g["port"] == rport for g in got)  # it came from the router

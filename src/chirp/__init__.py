@@ -23,6 +23,7 @@ from .errors import (
 from .events import PeerEvent, PeerInfo
 from .message import Message
 from .node import Node
+from .router import Router
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ __all__ = [
     "PeerInfo",
     "ProtocolError",
     "RejectedError",
+    "Router",
     "TLSError",
     "__version__",
 ]

@@ -127,6 +127,23 @@ def _request(args: argparse.Namespace) -> int:
     return 0
 
 
+def _router(args: argparse.Namespace) -> int:
+    """Forward what arrives to the --to targets until Ctrl-C (chirp.Router)."""
+    from .router import Router
+
+    with _node(args, synchronous=True, auto_release=False) as node:
+        router = Router(node, args.to, args.policy)
+        targets = ", ".join(f"{h}:{p}" for h, p in router.targets)
+        print(f"routing port {node.port} to {targets} ({args.policy})", file=sys.stderr, flush=True)
+        try:
+            router.run()
+        except KeyboardInterrupt:
+            pass
+        counts = ", ".join(f"{k} {v}" for k, v in router.counts.items())
+    print(f"router: {counts}", file=sys.stderr)
+    return 0
+
+
 def _pki(args: argparse.Namespace) -> int:
     """Make a CA and node certificate files (libchirp's layout) in a directory."""
     from .pki import PKIError, make_pki
@@ -206,6 +223,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="the reply as a JSON object")
     _node_options(r, 0)
     r.set_defaults(func=_request)
+    ro = sub.add_parser("router", help="forward what arrives to workers (synchronously)")
+    ro.add_argument(
+        "--to", type=parse_address, action="append", required=True, metavar="HOST:PORT",
+        help="a target (repeat for more)",
+    )  # fmt: skip
+    ro.add_argument("--policy", choices=("round_robin", "fewest_inflight"), default="round_robin")
+    _node_options(ro, 2998)
+    ro.set_defaults(func=_router)
     d = sub.add_parser("demo", help="two nodes in two processes exchanging messages")
     d.add_argument("--count", type=int, default=2000, help="messages per scenario")
     d.add_argument("--size", type=int, default=64, help="payload size in bytes")

@@ -1,0 +1,158 @@
+"""chirp.Router: a synchronous middle node that forwards each message to
+one worker, releases it only once the worker took it, passes replies back
+before that, tries the next worker when one fails, and rejects upstream
+when none takes the message (or a worker rejects it)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from support.net import LOCAL, free_port
+from support.nodes import addr
+from support.payloads import number_of, numbered
+from support.waits import wait_until
+
+import chirp
+
+
+class Running:
+    """A router running on a thread of its own while the test goes on."""
+
+    def __init__(self, router: chirp.Router) -> None:
+        self.router = router
+        self.thread = threading.Thread(target=router.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.router.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+def router_node(node_factory, **kw):
+    return node_factory(synchronous=True, auto_release=False, **kw)
+
+
+def worker(node_factory, handler):
+    """An asynchronous worker answering with handler(msg) (serve)."""
+    w = node_factory(synchronous=False)
+    t = threading.Thread(target=w.serve, args=(handler, 2), daemon=True)
+    t.start()
+    return w
+
+
+def test_sends_go_round_robin_and_succeed_only_when_a_worker_took_them(node_factory):
+    got = {1: [], 2: []}
+    w1 = worker(node_factory, lambda m: got[1].append(number_of(m.data)))
+    w2 = worker(node_factory, lambda m: got[2].append(number_of(m.data)))
+    r = Running(chirp.Router(router_node(node_factory), [addr(w1), addr(w2)]))
+    producer = node_factory(synchronous=True)
+    for i in range(40):
+        producer.send(addr(r.router.node), numbered(i))  # acknowledged: a worker has it
+    r.stop()
+    assert sorted(got[1] + got[2]) == list(range(40))
+    assert len(got[1]) == len(got[2]) == 20
+    assert r.router.counts["forwarded"] == 40
+
+
+def test_a_reply_finds_its_way_back(node_factory):
+    w = worker(node_factory, lambda m: b"answer to " + m.data)
+    r = Running(chirp.Router(router_node(node_factory), [addr(w)]))
+    producer = node_factory(synchronous=True)
+    for i in range(10):
+        ans = producer.request(addr(r.router.node), b"q%d" % i, timeout=10)
+        assert ans.data == b"answer to q%d" % i
+    r.stop()
+    assert r.router.counts["replies"] == 10
+
+
+def test_a_rejection_reaches_the_producer_through_two_routers(node_factory):
+    def handler(msg):
+        if msg.data == b"poison":
+            raise ValueError("cannot digest this")
+        return b"ok"
+
+    w = worker(node_factory, handler)
+    inner = Running(chirp.Router(router_node(node_factory), [addr(w)]))
+    outer = Running(chirp.Router(router_node(node_factory), [addr(inner.router.node)]))
+    producer = node_factory(synchronous=True)
+    assert producer.request(addr(outer.router.node), b"food", timeout=10).data == b"ok"
+    with pytest.raises(chirp.RejectedError) as ei:
+        producer.send(addr(outer.router.node), b"poison")
+    assert ei.value.reason == "ValueError: cannot digest this"
+    assert ei.value.address == f"{LOCAL}:{outer.router.node.port}"
+    assert producer.request(addr(outer.router.node), b"more", timeout=10).data == b"ok"
+    outer.stop()
+    inner.stop()
+
+
+def test_a_dead_target_is_skipped_and_no_target_at_all_is_an_error(node_factory):
+    got = []
+    w = worker(node_factory, lambda m: got.append(m.data))
+    dead = (LOCAL, free_port())
+    r = Running(chirp.Router(router_node(node_factory, timeout=2.0), [dead, addr(w)]))
+    producer = node_factory(synchronous=True, timeout=10.0)
+    for i in range(4):
+        producer.send(addr(r.router.node), b"m%d" % i)
+    wait_until(lambda: len(got) == 4, 5, "4 messages at the live worker")
+    assert r.router.counts["retried"] >= 1
+    r.stop()
+    nobody = Running(chirp.Router(router_node(node_factory, timeout=2.0), [dead]))
+    with pytest.raises(chirp.RejectedError) as ei:
+        producer.send(addr(nobody.router.node), b"lost?")
+    assert f"no target took the message; the last, {LOCAL}:{dead[1]}:" in ei.value.reason
+    nobody.stop()
+
+
+def test_a_policy_by_header(node_factory):
+    got = {"a": [], "b": []}
+    wa = worker(node_factory, lambda m: got["a"].append(m.header))
+    wb = worker(node_factory, lambda m: got["b"].append(m.header))
+    targets = {b"a": addr(wa), b"b": addr(wb)}
+    r = Running(
+        chirp.Router(router_node(node_factory), list(targets.values()), lambda m: targets[m.header])
+    )
+    producer = node_factory(synchronous=True)
+    for h in (b"a", b"b", b"b", b"a", b"b"):
+        producer.send(addr(r.router.node), b"x", header=h)
+    with pytest.raises(chirp.RejectedError, match="the router's policy failed: KeyError"):
+        producer.send(addr(r.router.node), b"x", header=b"c")
+    r.stop()
+    assert got == {"a": [b"a", b"a"], "b": [b"b", b"b", b"b"]}
+
+
+def test_fewest_inflight_avoids_a_slow_worker(node_factory):
+    got = {"slow": 0, "fast": 0}
+
+    def slow(m):
+        got["slow"] += 1
+        time.sleep(0.2)
+
+    def fast(m):
+        got["fast"] += 1
+
+    ws, wf = worker(node_factory, slow), worker(node_factory, fast)
+    r = Running(chirp.Router(router_node(node_factory), [addr(ws), addr(wf)], "fewest_inflight"))
+    producer = node_factory(synchronous=True)
+    futs = [producer.send_async(addr(r.router.node), b"%d" % i) for i in range(40)]
+    for f in futs:
+        f.result(timeout=20)
+    r.stop()
+    assert got["slow"] + got["fast"] == 40 and got["fast"] > got["slow"], got
+
+
+def test_bad_setups_are_refused_before_anything_runs(node_factory):
+    w = node_factory(synchronous=False)
+    with pytest.raises(ValueError, match="synchronous=True and auto_release=False"):
+        chirp.Router(node_factory(synchronous=False, auto_release=False), [addr(w)])
+    with pytest.raises(ValueError, match="synchronous=True and auto_release=False"):
+        chirp.Router(node_factory(synchronous=True), [addr(w)])
+    node = router_node(node_factory)
+    with pytest.raises(ValueError, match="at least one target"):
+        chirp.Router(node, [])
+    with pytest.raises(TypeError, match="address must be a"):
+        chirp.Router(node, ["127.0.0.1:2998"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="policy must be one of"):
+        chirp.Router(node, [addr(w)], "random")
