@@ -220,7 +220,10 @@ struct ch_bridge {
     int linger_changed;       /* [mu] a shorter linger came meanwhile */
     ch_losses_t losses;       /* [loop] sends failed after closing began */
     int close_begun;          /* [loop] the node is closing */
-    int peer_events;          /* [mu] CH_EV_PEER events waiting */
+    ch_peer_report_t *pring;  /* [mu] peer events waiting (a ring, made on
+                                 first use, freed when emptied) */
+    size_t pcap, phead, plen; /* [mu] */
+    int peer_marked;          /* [mu] a CH_EV_PEER event stands for them */
     uint64_t peer_dropped;    /* [mu] not queued since the last one */
     uint64_t events_dropped;  /* [mu] not queued, in all */
     int parts;                /* of the parts below, how many are ready */

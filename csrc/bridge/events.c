@@ -1,5 +1,6 @@
 /* bridge/events.c - the event ring: completions and replies from the loop
- * thread to the thread that polls (a binding's pump).  Space is reserved
+ * thread to the thread that polls (a binding's pump), and beside it the
+ * bounded ring of peer events (ch_bridge_peer_events).  Space is reserved
  * when a send is accepted, so a completion is never lost for lack of
  * memory; consecutive successes are merged into one event.  Everything
  * here runs with b->mu held, but ch_bridge_poll and ch_bridge_hurry,
@@ -40,6 +41,8 @@ void ch_events_free(ch_bridge_t *b)
     uv_cond_destroy(&b->ev.cv);
     ch_free(b->ev.ring);
     b->ev.ring = NULL;
+    ch_free(b->pring); /* peer events never taken */
+    b->pring = NULL;
 }
 
 int ch_events_reserve(ch_bridge_t *b, size_t more)
@@ -167,8 +170,6 @@ int ch_bridge_poll(ch_bridge_t *b, ch_event_t *out, int max, int timeout_ms)
         return rc;
     }
     while (n < max && ev->len > 0) {
-        if (ev->ring[ev->head].type == CH_EV_PEER)
-            b->peer_events--;
         ev->done -= ev->ring[ev->head].count;
         out[n++] = ev->ring[ev->head];
         ev->head = (ev->head + 1) % ev->cap;
@@ -188,4 +189,25 @@ void ch_bridge_hurry(ch_bridge_t *b)
     if (b->ev.gathering)
         uv_cond_signal(&b->ev.cv);
     uv_mutex_unlock(&b->mu);
+}
+
+int ch_bridge_peer_events(ch_bridge_t *b, ch_peer_report_t *out, int max)
+{
+    int n = 0;
+    uv_mutex_lock(&b->mu);
+    while (n < max && b->plen > 0) {
+        out[n++] = b->pring[b->phead];
+        b->phead = (b->phead + 1) % b->pcap;
+        b->plen--;
+    }
+    if (b->plen == 0) {
+        /* The next one comes with a new CH_EV_PEER; a burst's ring is not
+         * kept. */
+        b->peer_marked = 0;
+        ch_free(b->pring);
+        b->pring = NULL;
+        b->pcap = b->phead = 0;
+    }
+    uv_mutex_unlock(&b->mu);
+    return n;
 }

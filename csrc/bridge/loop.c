@@ -167,19 +167,34 @@ void ch_loop_peer(ch_node_t *node, const ch_peer_event_t *pev,
                   const char *detail)
 {
     ch_bridge_t *b = ch_node_user_data(node);
+    ch_peer_report_t *p;
     uv_mutex_lock(&b->mu);
-    if (b->peer_events < CH_PEER_EVENTS && ch_events_reserve(b, 1) == CH_OK) {
-        ch_events_t *ev = &b->ev;
-        ch_event_t *e;
-        ch_events_push(b, CH_EV_PEER, pev->status, 0, NULL, detail);
-        e = &ev->ring[(ev->head + ev->len - 1) % ev->cap];
-        e->peer = *pev;
-        e->dropped = b->peer_dropped;
-        b->peer_dropped = 0;
-        b->peer_events++;
-    } else {
+    if (b->plen == b->pcap && b->pcap < CH_PEER_EVENTS) { /* grow */
+        size_t cap = b->pcap ? 2 * b->pcap : 16, i;
+        ch_peer_report_t *n = ch_malloc(cap * sizeof(*n));
+        if (n != NULL) {
+            for (i = 0; i < b->plen; i++)
+                n[i] = b->pring[(b->phead + i) % b->pcap];
+            ch_free(b->pring);
+            b->pring = n;
+            b->pcap = cap;
+            b->phead = 0;
+        }
+    }
+    if (b->plen == b->pcap) { /* full, or no memory to grow */
         b->peer_dropped++;
         b->events_dropped++;
+        uv_mutex_unlock(&b->mu);
+        return;
+    }
+    p = &b->pring[(b->phead + b->plen++) % b->pcap];
+    p->ev = *pev;
+    p->dropped = b->peer_dropped;
+    b->peer_dropped = 0;
+    snprintf(p->detail, sizeof(p->detail), "%s", detail);
+    if (!b->peer_marked && ch_events_reserve(b, 1) == CH_OK) {
+        ch_events_push(b, CH_EV_PEER, 0, 0, NULL, "");
+        b->peer_marked = 1;
     }
     uv_mutex_unlock(&b->mu);
 }

@@ -26,12 +26,9 @@ typedef struct ch_wait ch_wait_t;
 #define CH_EV_SEND 1    /* a send finished: token, status, detail */
 #define CH_EV_REPLY 2   /* the reply to a request: token, msg */
 #define CH_EV_CLOSED 3  /* the node is closed; no events follow */
-#define CH_EV_PEER 4    /* a connection opened, closed or was refused
-                           (ch_peer_cb): peer, detail; at most
-                           CH_PEER_EVENTS wait at once (more are dropped,
-                           counted in the stats' events_dropped, and the
-                           next one says how many in dropped) */
-#define CH_PEER_EVENTS 1024
+#define CH_EV_PEER 4    /* peer events wait: take them with
+                           ch_bridge_peer_events (one such event stands
+                           for all that came until they are taken) */
 
 typedef struct ch_event {
     int type;
@@ -42,10 +39,21 @@ typedef struct ch_event {
      * otherwise 1. */
     uint64_t count;
     ch_message_t *msg;
-    ch_peer_event_t peer; /* CH_EV_PEER */
-    uint64_t dropped;     /* CH_EV_PEER: events dropped before this one */
     char detail[CH_DETAIL_SIZE];
 } ch_event_t;
+
+/* A connection opened, closed or was refused (ch_peer_cb), as the bridge
+ * keeps it: at most CH_PEER_EVENTS wait at once; more are dropped and
+ * counted (the stats' events_dropped, and dropped in the next one). */
+#define CH_PEER_EVENTS 1024
+typedef struct ch_peer_report {
+    ch_peer_event_t ev;
+    uint64_t dropped; /* events dropped just before this one */
+    char detail[CH_DETAIL_SIZE];
+} ch_peer_report_t;
+
+/* Take up to max waiting peer events, oldest first; returns how many. */
+int ch_bridge_peer_events(ch_bridge_t *b, ch_peer_report_t *out, int max);
 
 /* ----------------------------------------------------------- open, close */
 

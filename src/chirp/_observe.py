@@ -42,6 +42,7 @@ REASONS: dict[int, str | None] = {
 _ORDINARY = frozenset(("idle", "closed_by_peer", "node_closed"))
 STATS = tuple(name for name, _ in ffi.typeof("ch_stats_t").fields)
 _QUEUE = 1024  # events an events() iterator holds; more are dropped
+_TAKE = 64  # peer events taken from the bridge at once
 
 OnEvent = Callable[[PeerEvent], object]
 
@@ -60,10 +61,21 @@ class Observer:
         self.lock = threading.Lock()
         self.subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]]] = []
         self.closed = False
+        self.buf: Any = None  # C buffer of the pump's takes, made on first use
+
+    def take(self, core: Any) -> None:
+        """A CH_EV_PEER event (the pump thread): take the peer events that
+        wait, log each and hand it on."""
+        buf = self.buf
+        if buf is None:
+            buf = self.buf = ffi.new("ch_peer_report_t[]", _TAKE)
+        while (n := lib.ch_bridge_peer_events(core.b, buf, _TAKE)) > 0:
+            for i in range(n):
+                self.peer(core, buf[i])
 
     def peer(self, core: Any, ev: Any) -> None:
-        """A CH_EV_PEER event (the pump thread): log it and hand it on."""
-        p = ev.peer
+        """One peer event (a ch_peer_report_t): log it and hand it on."""
+        p = ev.ev
         proto = p.ip_protocol
         reason = REASONS.get(p.reason, "error")
         event = PeerEvent(

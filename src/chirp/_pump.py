@@ -52,7 +52,7 @@ def _dispatch(core: Any, events: Any, n: int, one: Any) -> bool:
             closed = True
             continue
         if ev.type == lib.CH_EV_PEER:
-            core.observer.peer(core, ev)
+            core.observer.take(core)
             continue
         token = ev.token
         if ev.type == lib.CH_EV_REPLY:
