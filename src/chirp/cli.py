@@ -30,6 +30,7 @@ def _node_options(p: argparse.ArgumentParser, port: int) -> None:
     g = p.add_argument_group("node")
     g.add_argument("--port", type=int, default=port, help=f"port to listen on (default {port})")
     g.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    g.add_argument("--max-slots", type=int, default=16, help="receive slots per connection")
     g.add_argument("--cert-chain", metavar="PEM", help="TLS: certificate, CA, key (chirp pki)")
     g.add_argument("--dh-params", metavar="PEM", help="TLS: DH parameters for TLS 1.2 peers")
     g.add_argument(
@@ -41,6 +42,7 @@ def _node(args: argparse.Namespace, **more: Any) -> Node:
     return Node(
         port=args.port,
         timeout=args.timeout,
+        max_slots=args.max_slots,
         cert_chain_pem=args.cert_chain,
         dh_params_pem=args.dh_params,
         disable_encryption=args.plaintext,

@@ -1,0 +1,54 @@
+"""A worker process of the topology tests (tests/test_rule_of_thumb.py):
+
+    python -m support.topo_worker PORT [--sync] [--slots N]
+
+An asynchronous (or, with --sync, synchronous) node on PORT serving with
+2 threads.  For each message it prints ``GOT <data hex>`` (flushed)
+before the handler returns, so what it printed was processed before the
+message was released.  Data starting with ``poison`` raises (the message
+is rejected); ``slow`` sleeps 0.3 s first; the reply is ``re:`` + data.
+Prints ``READY <port>`` once it listens; ends on SIGTERM or SIGKILL."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+import chirp
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("port", type=int)
+    p.add_argument("--sync", action="store_true")
+    p.add_argument("--slots", type=int, default=16)
+    args = p.parse_args()
+
+    def handler(msg: chirp.Message) -> bytes:
+        if msg.data.startswith(b"slow"):
+            time.sleep(0.3)
+        if msg.data.startswith(b"poison"):
+            raise ValueError("poison")
+        sys.stdout.write(f"GOT {msg.data.hex()}\n")
+        sys.stdout.flush()
+        return b"re:" + msg.data
+
+    node = chirp.Node(
+        port=args.port,
+        bind_v6="",
+        disable_encryption=True,
+        synchronous=args.sync,
+        max_slots=args.slots,
+        timeout=2.0,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: node.stop())
+    print(f"READY {node.port}", flush=True)
+    node.serve(handler, workers=2)
+    node.close(linger=0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

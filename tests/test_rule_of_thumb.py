@@ -1,0 +1,218 @@
+"""The seed's rule of thumb, on random small topologies of real processes:
+1-3 producers (nodes of this process, one thread each), 0-2 routers in a
+chain (`chirp router` processes), 1-3 workers (support.topo_worker
+processes); per node synchronous or not and max_slots 1-4; actions: send,
+request, a message the worker's handler raises on, a slow message, and
+killing a worker (SIGKILL) and starting it again on its port.
+
+Always: every send ends in exactly one result within a bound; every
+success was processed by a worker (it printed the message before
+releasing it); every reply belongs to its request; a rejected message
+reaches the producer as RejectedError whatever the number of routers.
+With the rule (workers asynchronous, producers and routers synchronous)
+and no kill: nothing fails but the rejected messages -- no lock-up.
+
+CHIRP_TOPOLOGY_EXAMPLES=200 runs more examples than CI's 8 (the counts
+are printed at the end of the run)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.child import Child, python
+from support.net import LOCAL, free_port_v4_and_v6
+from support.raw import connect
+
+import chirp
+
+pytestmark = pytest.mark.hang_limit(600)
+EXAMPLES = int(os.environ.get("CHIRP_TOPOLOGY_EXAMPLES", "8"))
+COUNTS: Counter[str] = Counter()
+TIMEOUT = 2.0  # every node's
+
+
+@dataclass(frozen=True)
+class Topology:
+    producers: tuple[tuple[bool, int], ...]  # (synchronous, max_slots) each
+    routers: tuple[int, ...]  # max_slots of each, in the chain's order
+    workers: tuple[tuple[bool, int], ...]  # (synchronous, max_slots)
+
+    @property
+    def by_the_rule(self) -> bool:
+        return all(s for s, _ in self.producers) and not any(s for s, _ in self.workers)
+
+
+def _nodes(sync: st.SearchStrategy[bool]) -> st.SearchStrategy[tuple[tuple[bool, int], ...]]:
+    return st.lists(st.tuples(sync, st.integers(1, 4)), min_size=1, max_size=3).map(tuple)
+
+
+_routers = st.lists(st.integers(1, 4), max_size=2).map(tuple)
+# Half by the rule (producers synchronous, workers asynchronous), half any.
+topologies = st.one_of(
+    st.builds(Topology, _nodes(st.just(True)), _routers, _nodes(st.just(False))),
+    st.builds(Topology, _nodes(st.booleans()), _routers, _nodes(st.booleans())),
+)
+ACTIONS = st.sampled_from(["send", "send", "request", "request", "poison", "slow", "kill"])
+plans = st.lists(st.lists(ACTIONS, min_size=1, max_size=6), min_size=3, max_size=3)
+
+
+class Worker:
+    def __init__(self, port: int, sync: bool, slots: int) -> None:
+        self.port, self.sync, self.slots = port, sync, slots
+        self.got: list[bytes] = []
+        self.child: Child | None = None
+        self.start()
+
+    def start(self) -> None:
+        args = [self.port, "--slots", self.slots] + (["--sync"] if self.sync else [])
+        self.child = Child(python("support.topo_worker", *args), name=f"worker {self.port}")
+        self.child.expect_line("READY", 20)
+
+    def collect(self) -> None:
+        """The GOT lines it printed (it was killed or stopped)."""
+        assert self.child is not None
+        for line in self.child.read_to_end(10):
+            if line.startswith("GOT "):
+                self.got.append(bytes.fromhex(line[4:]))
+
+    def kill_and_restart(self) -> None:
+        assert self.child is not None
+        self.child.send_signal(signal.SIGKILL)
+        self.child.wait(10)
+        self.collect()
+        self.start()
+
+    def stop(self) -> None:
+        assert self.child is not None
+        self.child.close(grace=5)
+        self.collect()
+
+
+def wait_listening(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            connect(port).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def start_routers(topo: Topology, workers: list[Worker]) -> tuple[list[Child], tuple[str, int]]:
+    """The chain, last first; returns it and where producers send."""
+    routers: list[Child] = []
+    targets = [f"{LOCAL}:{w.port}" for w in workers]
+    for slots in reversed(topo.routers):
+        port = free_port_v4_and_v6()
+        argv = [sys.executable, "-m", "chirp", "router", "--port", port, "--plaintext"]
+        argv += ["--timeout", TIMEOUT, "--max-slots", slots]
+        for t in targets:
+            argv += ["--to", t]
+        routers.append(Child(argv, name=f"router {port}"))
+        wait_listening(port)
+        targets = [f"{LOCAL}:{port}"]
+    host, port = targets[0].rsplit(":", 1)
+    return routers, (host, int(port))
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(topo=topologies, actions=plans)
+def test_the_rule_of_thumb(topo: Topology, actions: list[list[str]]) -> None:
+    workers = [Worker(free_port_v4_and_v6(), s, n) for s, n in topo.workers]
+    routers, entry = start_routers(topo, workers)
+    producers = [
+        chirp.Node(port=0, bind_v6="", disable_encryption=True, synchronous=s, max_slots=n,
+                   timeout=TIMEOUT)
+        for s, n in topo.producers
+    ]  # fmt: skip
+    results: list[tuple[bool, str, bytes, object]] = []  # (sync producer, kind, data, outcome)
+    lock = threading.Lock()
+    kills = [0]
+
+    def produce(i: int, node: chirp.Node) -> None:
+        for j, kind in enumerate(actions[i]):
+            data = b"%s-%d-%d" % (kind.encode(), i, j)
+            if kind == "kill":
+                with lock:
+                    workers[j % len(workers)].kill_and_restart()
+                    kills[0] += 1
+                continue
+            try:
+                if kind == "request":
+                    out: object = node.request(entry, data, timeout=4 * TIMEOUT)
+                else:
+                    node.send(entry, data)
+                    out = None
+            except chirp.ChirpError as e:
+                out = e
+            with lock:
+                results.append((topo.producers[i][0], kind, data, out))
+
+    threads = [
+        threading.Thread(target=produce, args=(i, n), daemon=True) for i, n in enumerate(producers)
+    ]
+    started = time.monotonic()
+    try:
+        for t in threads:
+            t.start()
+        bound = 12 * TIMEOUT * (len(topo.routers) + 1) + 10
+        for t in threads:
+            t.join(max(0.1, bound - (time.monotonic() - started)))
+        hung = [t for t in threads if t.is_alive()]
+        assert not hung, f"a producer did not finish within {bound} s: {topo}"
+    finally:
+        for p in producers:
+            p.close(linger=0)
+        for r in routers:
+            r.close(grace=5)
+        for w in workers:
+            w.stop()
+
+    processed = {d for w in workers for d in w.got}
+    expected = sum(1 for a in actions[: len(producers)] for k in a if k != "kill")
+    assert len(results) == expected  # every send ended in one result
+    for sync, kind, data, out in results:
+        if kind == "poison":
+            if isinstance(out, chirp.RejectedError):
+                assert out.reason == "ValueError: poison", out
+                COUNTS["rejections"] += 1
+            continue
+        if isinstance(out, BaseException):
+            COUNTS["failures"] += 1
+            if topo.by_the_rule and not kills[0]:
+                raise AssertionError(f"{kind} {data!r} failed by the rule, no kill: {out!r}")
+            continue
+        if sync:  # acknowledged: a worker has processed it
+            assert data in processed, f"{data!r} succeeded but no worker processed it"
+        if kind == "request":
+            assert isinstance(out, chirp.Message) and out.data == b"re:" + data, out
+    by_the_rule_poison = [o for _, k, _, o in results if k == "poison"]
+    if topo.by_the_rule and not kills[0]:
+        assert all(isinstance(o, chirp.RejectedError) for o in by_the_rule_poison)
+    COUNTS["topologies"] += 1
+    COUNTS["by the rule"] += topo.by_the_rule
+    COUNTS["routers"] += len(topo.routers)
+    COUNTS["actions"] += sum(len(a) for a in actions[: len(producers)])
+    COUNTS["kills"] += kills[0]
+    COUNTS["successes"] += sum(1 for *_, o in results if not isinstance(o, BaseException))
+
+
+def test_zz_report_the_counts() -> None:
+    """Print what the property test went through (read it with -s)."""
+    print(f"\nrule of thumb: {dict(COUNTS)}")
+    assert COUNTS["topologies"] >= 1
