@@ -75,7 +75,7 @@ def test_serve_example_runs():
     expect(
         proc.stdout,
         "squares: [0, 1, 4, 9, 16, 25] ... header b'squared'",
-        "no answer to b'oops': the handler raised (see the log)",
+        "b'oops' was rejected: ValueError: invalid literal for int() with base 10: b'oops'",
     )
     most = re.search(r"serve\(\) returned; at most (\d+) handlers ran at once", proc.stdout)
     assert most and 1 <= int(most.group(1)) <= 4, proc.stdout

@@ -33,6 +33,8 @@ assert (HANDSHAKE_SIZE, HEADER_SIZE) == (18, 27)
 
 
 CAP_TAG = b"CHIRPCAP"
+CAP_REJECT = 1  # capability flag: the node reads reject frames (ACK | REJECT)
+REJECT = 8
 
 
 class Header(NamedTuple):
