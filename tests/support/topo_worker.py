@@ -6,7 +6,10 @@ An asynchronous (or, with --sync, synchronous) node on PORT serving with
 2 threads.  For each message it prints ``GOT <data hex>`` (flushed)
 before the handler returns, so what it printed was processed before the
 message was released.  Data starting with ``poison`` raises (the message
-is rejected); ``slow`` sleeps 0.3 s first; the reply is ``re:`` + data.
+is rejected); ``slow`` sleeps 0.3 s first; data starting with ``request``
+is answered with ``re:`` + data (the others get no answer: a producer
+that sends without reading would hold the answer unread, and its send
+would wait for an acknowledgement that comes only after it).
 Prints ``READY <port>`` once it listens; ends on SIGTERM or SIGKILL."""
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ def main() -> int:
     p.add_argument("--slots", type=int, default=16)
     args = p.parse_args()
 
-    def handler(msg: chirp.Message) -> bytes:
+    def handler(msg: chirp.Message) -> bytes | None:
         if msg.data.startswith(b"slow"):
             time.sleep(0.3)
         if msg.data.startswith(b"poison"):
             raise ValueError("poison")
         sys.stdout.write(f"GOT {msg.data.hex()}\n")
         sys.stdout.flush()
-        return b"re:" + msg.data
+        return b"re:" + msg.data if msg.data.startswith(b"request") else None
 
     node = chirp.Node(
         port=args.port,
