@@ -9,7 +9,7 @@ installed package, never from src/).  The pieces, all in bench/:
 - run.py: this entry point, the options, the run;
 - harness.py: worker processes (Child), where things are (Env);
 - scenarios_streams.py (1-4), scenarios_c_memory.py (5, 6),
-  scenarios_aio.py (7);
+  scenarios_aio.py (7), scenarios_router.py (8);
 - report.py: the rows and the table;
 - worker.py (``python bench/worker.py SPEC``) with worker_chirp.py,
   worker_pyzmq.py, worker_libchirp.py, worker_aio.py, worker_util.py: the
@@ -37,6 +37,8 @@ Scenarios (``--scenario N``, repeatable; default all):
    and chirp's blocking stream; arequest beside zmq.asyncio REQ/REP;
    serve() on 4 workers and aserve() beside the blocking echo, for a
    requester with 64 requests outstanding.
+8. producer -> chirp.Router -> 2 workers, synchronous end to end, beside
+   the producer straight to one worker and pyzmq's zmq.proxy forwarding.
 
 Nothing here asserts speed; the numbers are for reading.
 """
@@ -54,6 +56,7 @@ from harness import Env, kill_all
 from report import add_ratios, format_table
 from scenarios_aio import scenario7
 from scenarios_c_memory import scenario5, scenario6
+from scenarios_router import scenario8
 from scenarios_streams import netns_main, scenario1, scenario2, scenario3, scenario4
 from worker_util import now
 
@@ -65,6 +68,7 @@ SCENARIOS = {
     5: scenario5,
     6: scenario6,
     7: scenario7,
+    8: scenario8,
 }
 
 

@@ -22,6 +22,7 @@ import worker_aio
 import worker_chirp
 import worker_libchirp
 import worker_pyzmq
+import worker_router
 from worker_util import emit, raise_nofile
 
 
@@ -52,6 +53,7 @@ def _w_conn_holder(spec: dict) -> dict:
 ROLES = {
     **worker_chirp.ROLES,
     **worker_aio.ROLES,
+    **worker_router.ROLES,
     **worker_pyzmq.ROLES,
     **worker_libchirp.ROLES,
     "conn-holder": _w_conn_holder,

@@ -13,9 +13,11 @@ original sender before the original is released: "reply before ACK"
 holds end to end.  The router holds at most its node's slots' worth of
 messages and has no queue of its own.
 
-Threads: run() is the router's one thread; completions come from the
-node's pump thread and are handed to it through a queue, in an order that
-keeps a worker's reply (written before its ACK) ahead of the completion.
+Threads: run() is the router's one thread.  It waits on the node's
+message fd and on a pipe the node's pump thread writes to when a forward
+completes; it takes the completions known before it drains the messages
+that have arrived, so a worker's reply (written before its ACK) is always
+seen before the completion of the forward it answers.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import select
 import threading
 import time
 from collections import OrderedDict, deque
@@ -87,6 +90,10 @@ class Router:
         self._gone: OrderedDict[bytes, None] = OrderedDict()
         self._done: deque[tuple[_Forward, bytes, Any]] = deque()  # from the pump
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # the pump: "a forward completed"
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._woken = False
         self.counts = dict.fromkeys(("forwarded", "replies", "retried", "rejected"), 0)
 
     # -- the loop -----------------------------------------------------------
@@ -94,11 +101,18 @@ class Router:
     def run(self) -> None:
         """Forward until stop(), the node's close, or Ctrl-C."""
         self._stop.clear()
+        fd = self.node.fileno()
         try:
             while not self._stop.is_set():
+                if not self._done:
+                    select.select([fd, self._wake_r], [], [], SLICE)
+                self._woken = False
+                try:
+                    os.read(self._wake_r, 4096)
+                except BlockingIOError:
+                    pass
                 ready = len(self._done)  # completions known before this receive
-                wait = 0.0 if ready else SLICE
-                self._drain(wait)
+                self._drain()
                 for _ in range(ready):
                     self._finished(*self._done.popleft())
         except ClosedError:
@@ -107,18 +121,42 @@ class Router:
     def stop(self) -> None:
         """Make run() return (within a fraction of a second)."""
         self._stop.set()
+        self._wake()
 
-    def _drain(self, wait: float) -> None:
+    def close(self) -> None:
+        """Free the wake-up pipe (run() must have returned)."""
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _completed(self, item: tuple[_Forward, bytes, Any]) -> None:
+        """A forward's Future finished (the pump thread)."""
+        self._done.append(item)
+        self._wake()
+
+    def _drain(self) -> None:
         """Handle what has arrived: every message waiting (so that a
         worker's reply is seen before the completion it preceded)."""
         while True:
             try:
-                batch = self.node.recv_many(64, timeout=wait)
+                batch = self.node.recv_many(64, timeout=0)
             except ChirpTimeoutError:
                 return
             for msg in batch:
                 self._arrived(msg)
-            wait = 0.0
 
     def _arrived(self, msg: Message) -> None:
         fwd = self._forwards.get(msg.identity)
@@ -162,7 +200,7 @@ class Router:
         except ChirpError as e:
             self._done.append((fwd, fid, e))
             return
-        fut.add_done_callback(lambda f: self._done.append((fwd, fid, f)))
+        fut.add_done_callback(lambda f: self._completed((fwd, fid, f)))
 
     def _finished(self, fwd: _Forward, fid: bytes, outcome: Any) -> None:
         """A forward's result (on run()'s thread)."""
