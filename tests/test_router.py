@@ -156,3 +156,24 @@ def test_bad_setups_are_refused_before_anything_runs(node_factory):
         chirp.Router(node, ["127.0.0.1:2998"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="policy must be one of"):
         chirp.Router(node, [addr(w)], "random")
+
+
+def test_a_router_of_a_closed_node_returns_and_a_refused_one_leaves_nothing(node_factory):
+    node = router_node(node_factory)
+    router = chirp.Router(node, [(LOCAL, free_port())])
+    node.close()
+    router.run()  # returns at once: the node is closed
+    router.close()
+    router.close()  # again: nothing
+    import gc
+    import sys
+
+    seen = []
+    old, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        with pytest.raises(ValueError):
+            chirp.Router(node_factory(synchronous=False), [(LOCAL, 1)])
+        gc.collect()
+    finally:
+        sys.unraisablehook = old
+    assert not seen, [str(u.exc_value) for u in seen]  # e.g. a failing __del__

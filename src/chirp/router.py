@@ -101,8 +101,8 @@ class Router:
     def run(self) -> None:
         """Forward until stop(), the node's close, or Ctrl-C."""
         self._stop.clear()
-        fd = self.node.fileno()
         try:
+            fd = self.node.fileno()
             while not self._stop.is_set():
                 if not self._done:
                     select.select([fd, self._wake_r], [], [], SLICE)
@@ -125,11 +125,14 @@ class Router:
 
     def close(self) -> None:
         """Free the wake-up pipe (run() must have returned)."""
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        fds = getattr(self, "_wake_r", -1), getattr(self, "_wake_w", -1)
+        self._wake_r = self._wake_w = -1
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def __del__(self) -> None:
         self.close()
