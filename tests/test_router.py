@@ -177,3 +177,26 @@ def test_a_router_of_a_closed_node_returns_and_a_refused_one_leaves_nothing(node
     finally:
         sys.unraisablehook = old
     assert not seen, [str(u.exc_value) for u in seen]  # e.g. a failing __del__
+
+
+def test_an_answer_counts_as_done_even_if_the_ack_never_comes(node_factory):
+    """A worker that answers and then goes away before it releases the
+    message: the producer has its answer, and the router releases the
+    original instead of rejecting it."""
+    w = node_factory(synchronous=False, auto_release=False)
+    r = Running(chirp.Router(router_node(node_factory, timeout=2.0), [addr(w)]))
+    producer = node_factory(synchronous=True, timeout=5.0)
+
+    def answer_then_vanish():
+        msg = w.recv(timeout=10)
+        w.reply(msg, b"done")
+        time.sleep(0.2)  # the answer is on its way; the ACK will never be
+        w.close(linger=0)
+
+    t = threading.Thread(target=answer_then_vanish, daemon=True)
+    t.start()
+    assert producer.request(addr(r.router.node), b"job", timeout=10).data == b"done"
+    t.join(10)
+    wait_until(lambda: r.router.counts["forwarded"] == 1, 10, "the forward counted done")
+    r.stop()
+    assert r.router.counts["rejected"] == 0, r.router.counts

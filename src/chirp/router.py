@@ -214,6 +214,10 @@ class Router:
         target = fwd.tried[-1]
         self._inflight[target] = max(0, self._inflight.get(target, 1) - 1)
         err = outcome if isinstance(outcome, BaseException) else outcome.exception()
+        if err is not None and fwd.reply is not None and not isinstance(err, RejectedError):
+            # The worker answered, which it does before it releases: the
+            # work is done, even if its ACK never came (it closed first).
+            err = None
         if err is None:
             self.counts["forwarded"] += 1
             if fwd.reply is not None:  # the reply first, then the ACK
