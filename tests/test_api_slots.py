@@ -1,6 +1,7 @@
 """Slots and backpressure: unreleased messages hold back the sender."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -152,6 +153,33 @@ def test_the_receiver_announces_its_window(node_factory):
     held[1].release()
     third.release()
     assert [f.result(timeout=5.0) for f in futs] == [None] * 3
+
+
+def test_window_is_at_most_the_slots_so_acks_behind_are_read(node_factory):
+    """A receiver with 1 slot announces a window of 1 (not its
+    max_inflight of 16): had the sender written a second message, the
+    receiver's reader would stop at it with its slot taken, and the ACK
+    of the receiver's answer behind it in the stream would never be read,
+    while the receiver waits for that ACK before it releases (what a
+    router does).  Found by the rule-of-thumb property test."""
+    rx = node_factory(synchronous=True, max_slots=1, auto_release=False, timeout=3.0)
+    tx = node_factory(synchronous=True, max_slots=1, timeout=10.0)
+    warm = tx.send_async(addr(rx), b"warm")
+    rx.recv(timeout=5.0).release()  # the capability frames are known now
+    assert warm.result(timeout=5.0) is None
+    futs = [tx.send_async(addr(rx), numbered(i)) for i in range(2)]
+    first = rx.recv(timeout=5.0)
+    with ThreadPoolExecutor(1) as pool:
+        answers = pool.submit(tx.recv, timeout=5.0)
+        rx.reply(first, b"answer")  # waits for tx's ACK of the answer
+        answer = answers.result(timeout=5.0)
+    with answer:
+        assert answer.data == b"answer"
+    first.release()
+    assert futs[0].result(timeout=5.0) is None
+    with rx.recv(timeout=5.0) as second:
+        assert number_of(second.data) == 1
+    assert futs[1].result(timeout=5.0) is None
 
 
 def test_async_send_times_out_when_receiver_stalls(node_factory):

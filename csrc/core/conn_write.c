@@ -217,11 +217,18 @@ void ch_conn_flush(ch_conn_t *c)
     if (c->writing || c->state != CH_CS_READY || r == NULL)
         return;
     if (c->cap_due) {
-        /* First after the handshake: the window this node accepts. */
+        /* First after the handshake: the window this node accepts, never
+         * more than its slots.  A message beyond them would stop this
+         * node's reader, and with it the ACKs behind it in the stream:
+         * a reply's ACK that the release of a slot waits for (a router
+         * releases a message only once its reply is acknowledged). */
         ch_cap_t cap;
+        int window = c->cs->cfg->max_inflight;
+        if (window > c->nslots)
+            window = c->nslots;
         cap.version = CH_CAP_VERSION;
         cap.flags = CH_CAP_REJECT;
-        cap.window = (uint16_t)c->cs->cfg->max_inflight;
+        cap.window = (uint16_t)window;
         cap.max_msg_size = c->cs->cfg->max_msg_size;
         ch_wire_encode_cap(c->cap_hdr, ch_remote_next_serial(r), &cap);
         add(c, &n, c->cap_hdr, CH_HEADER_SIZE);

@@ -138,8 +138,9 @@ const char *ch_strerror(int err);
        "to complete (written; synchronous: acknowledged) before it fails "  \
        "the rest; 0: at once; not set: the timeout")                        \
     XX(max_inflight, INT, 16, NULL, 1, 1024, 0,                             \
-       "synchronous: messages in flight per remote at most, and the "       \
-       "window this node announces to chirp peers (libchirp peers: 1)")     \
+       "synchronous: messages in flight per remote at most (libchirp "      \
+       "peers: 1); this node announces the smaller of it and max_slots "    \
+       "to chirp peers as their window")                                    \
     XX(spin_us, INT, 50, NULL, 0, 100000, CH_OPT_BINDING,                   \
        "bridge: microseconds a waiting thread, and the loop thread after "  \
        "traffic, polls before it sleeps; 0: sleep at once")                 \
