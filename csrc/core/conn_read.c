@@ -371,7 +371,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     c->last_activity = uv_now(c->cs->loop);
     if (c->tls != NULL) {
-        ch_tls_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread);
+        char why[CH_DETAIL_SIZE];
+        if (ch_tls_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread,
+                        why, sizeof(why)) != CH_OK) {
+            ch_conn_close(c, CH_ETLS, why);
+            return;
+        }
         if (c->state == CH_CS_TLS)
             ch_conn_tls_step(c);
         else

@@ -40,8 +40,11 @@ void ch_tls_cleanup(ch_tls_t *t);
 
 /* Where to read ciphertext to: cbuf, after what OpenSSL has not taken. */
 void ch_tls_read_buffer(ch_tls_t *t, uv_buf_t *buf);
-/* Ciphertext just read into the buffer ch_tls_read_buffer gave. */
-void ch_tls_feed(ch_tls_t *t, const uint8_t *data, size_t len);
+/* Ciphertext just read into the buffer ch_tls_read_buffer gave.  CH_OK,
+ * or CH_ETLS with the reason in why: a server's first byte in is not a
+ * TLS handshake record (the peer does not speak TLS). */
+int ch_tls_feed(ch_tls_t *t, const uint8_t *data, size_t len, char *why,
+                size_t whylen);
 /* 1: the handshake is done; 0: it needs more input (and may have output
  * to write, see ch_tls_pending); CH_ETLS with the reason in why. */
 int ch_tls_handshake(ch_tls_t *t, char *why, size_t whylen);

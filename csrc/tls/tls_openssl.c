@@ -43,7 +43,11 @@ struct ch_tls {
     int cur;
     int nomem; /* the BIO could not grow out[cur]: CH_ENOMEM */
     int done;  /* the handshake is done */
+    int server;
+    int started; /* ciphertext has arrived */
 };
+
+#define CH_TLS_HANDSHAKE_RECORD 0x16 /* a TLS record's first byte */
 
 /* The first queued OpenSSL error as text ("" if none); clears the queue. */
 static void last_error(char *out, size_t len)
@@ -266,6 +270,7 @@ int ch_tls_init(ch_tls_t *t, ch_tls_ctx_t *ctx, int server, uint8_t *cbuf,
         SSL_set_connect_state(t->ssl);
     t->cbuf = cbuf;
     t->cbuf_size = cbuf_size;
+    t->server = server;
     return CH_OK;
 }
 
@@ -282,13 +287,29 @@ void ch_tls_cleanup(ch_tls_t *t)
     t->out_len = 0;
 }
 
-void ch_tls_feed(ch_tls_t *t, const uint8_t *data, size_t len)
+int ch_tls_feed(ch_tls_t *t, const uint8_t *data, size_t len, char *why,
+                size_t whylen)
 {
+    if (len > 0 && !t->started) {
+        t->started = 1;
+        /* A client's first record is a handshake record.  Anything else
+         * is not TLS (a plaintext node's handshake begins with its port,
+         * which OpenSSL may take for an old-style record header announcing
+         * up to 32 KiB, and wait for it): refuse it now. */
+        if (t->server && data[0] != CH_TLS_HANDSHAKE_RECORD) {
+            snprintf(why, whylen,
+                     "TLS handshake failed: the peer did not start TLS "
+                     "(first byte 0x%02x; a plaintext node?)",
+                     data[0]);
+            return CH_ETLS;
+        }
+    }
     /* data is right after what OpenSSL has not taken yet, if anything:
      * ch_tls_read_buffer put it there. */
     if (t->tin_len == 0)
         t->tin = data;
     t->tin_len += len;
+    return CH_OK;
 }
 
 void ch_tls_read_buffer(ch_tls_t *t, uv_buf_t *buf)

@@ -11,7 +11,8 @@ HANDSHAKE_TIMEOUT = 2.0
 
 
 @pytest.mark.parametrize(
-    "variant", ["http", "chirp_plain", "bad_record", "bad_type", "huge_record"]
+    "variant",
+    ["http", "chirp_plain", "chirp_plain_high_port", "bad_record", "bad_type", "huge_record"],
 )
 def test_garbage_is_closed_at_once(scenario, variant):
     r = scenario("raw", variant=variant)

@@ -12,6 +12,10 @@ RAW_INPUTS = {
     "http": b"GET / HTTP/1.0\r\nHost: x\r\n\r\n",
     # a plaintext chirp handshake instead of a ClientHello
     "chirp_plain": wire.handshake(1234, b"P" * 16),
+    # the same from a port >= 32768 with an identity starting 0x01: OpenSSL
+    # alone takes it for an SSLv2-style ClientHello announcing 7,232 bytes
+    # and waits for them (the node's handshake timeout; seen once in CI)
+    "chirp_plain_high_port": wire.handshake(40000, b"\x01" + b"P" * 15),
     # a handshake record full of garbage
     "bad_record": b"\x16\x03\x01\x00\x40" + bytes(range(64)),
     # a record type that does not exist
