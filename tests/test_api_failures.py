@@ -1,5 +1,7 @@
 """Failures reach the caller as exceptions of clear types, promptly."""
 
+import asyncio
+import re
 import sys
 import textwrap
 import time
@@ -92,6 +94,37 @@ def test_request_timeout(node_factory, silent_peer):
     with pytest.raises(TimeoutError):
         node.request(silent_peer.address, b"anyone?", timeout=0.5)
     assert _elapsed(t0) < 5.0
+
+
+def _request_every_way(node, timeout):
+    """request(), request_async() and arequest() with this timeout."""
+    return (
+        lambda: node.request(("127.0.0.1", 1), b"x", timeout=timeout),
+        lambda: node.request_async(("127.0.0.1", 1), b"x", timeout=timeout),
+        lambda: asyncio.run(node.arequest(("127.0.0.1", 1), b"x", timeout=timeout)),
+    )
+
+
+@pytest.mark.parametrize(
+    "bad, error, text",
+    [
+        ("5", TypeError, "timeout must be a number or None, got str"),
+        (b"5", TypeError, "timeout must be a number or None, got bytes"),
+        ([5], TypeError, "timeout must be a number or None, got list"),
+        (True, TypeError, "timeout must be a number or None, got bool"),
+        (0, ValueError, "timeout must be > 0 for a request, got 0"),
+        (0.0, ValueError, "timeout must be > 0 for a request, got 0"),
+        (-1, ValueError, "timeout must be >= 0, got -1"),
+    ],
+)
+def test_request_timeouts_are_checked_alike(node_factory, bad, error, text):
+    """The three ways to request check the timeout alike, naming what was
+    wrong, before anything is sent."""
+    node = node_factory(synchronous=False)
+    for call in _request_every_way(node, bad):
+        with pytest.raises(error, match=re.escape(text)):
+            call()
+    assert node.stats()["messages_sent"] == 0
 
 
 def test_recv_timeout(node_factory):

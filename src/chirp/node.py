@@ -178,9 +178,8 @@ class Node:
     ) -> ChirpFuture[Message]:
         """Send and resolve to the reply (the message with the same identity).
         With a timeout the Future fails with ChirpTimeoutError when no reply came."""
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be > 0, got {timeout}")
-        return self._core.send(address, data, header, request=True, timeout=timeout)
+        wait = None if timeout is None else _reply_timeout(timeout, self._core.cfg.timeout)
+        return self._core.send(address, data, header, request=True, timeout=wait)
 
     def request(
         self,
@@ -190,11 +189,8 @@ class Node:
         timeout: float | None = None,
     ) -> Message:
         """Send and block until the reply arrives (default timeout: 2 x config timeout)."""
-        if timeout is None:
-            timeout = 2 * self._core.cfg.timeout
-        elif not timeout > 0:
-            raise ValueError(f"timeout must be > 0, got {timeout}")
-        return self._core.request_wait(address, data, header, timeout)
+        wait = _reply_timeout(timeout, self._core.cfg.timeout)
+        return self._core.request_wait(address, data, header, wait)
 
     # -- receiving -----------------------------------------------------------
 
@@ -270,9 +266,7 @@ class Node:
         node's thread to the loop directly (the bridge's done fd).  A
         cancelled arequest withdraws the request: a reply that comes later
         is dropped, never received."""
-        wait = _check_timeout(timeout)
-        if wait is None:
-            wait = 2 * self._core.cfg.timeout
+        wait = _reply_timeout(timeout, self._core.cfg.timeout)
         return await _aio.request(self._core, address, data, header, wait)
 
     def areply(self, msg: Message, data: Buffer, header: Buffer = b"") -> ChirpFuture[None]:
@@ -397,6 +391,17 @@ def _check_timeout(timeout: float | None) -> float | None:
     if timeout < 0:
         raise ValueError(f"timeout must be >= 0, got {timeout}")
     return float(timeout)
+
+
+def _reply_timeout(timeout: float | None, node_timeout: float) -> float:
+    """How long a request waits for its reply: timeout (a number > 0), or
+    None: twice the node's timeout."""
+    wait = _check_timeout(timeout)
+    if wait is None:
+        return 2 * node_timeout
+    if wait == 0:
+        raise ValueError("timeout must be > 0 for a request, got 0")
+    return wait
 
 
 __all__ = ["Node", "Message"]
