@@ -87,6 +87,10 @@ class Router:
         self._next = itertools.count()
         self._inflight = dict.fromkeys(self.targets, 0)
         self._forwards: dict[bytes, _Forward] = {}  # forwarded identity -> forward
+        # A forward's identity: a random prefix and a counter, unique
+        # without a system call per message.
+        self._id_prefix = os.urandom(8)
+        self._ids = itertools.count()
         self._gone: OrderedDict[bytes, None] = OrderedDict()
         self._done: deque[tuple[_Forward, bytes, Any]] = deque()  # from the pump
         self._stop = threading.Event()
@@ -181,12 +185,16 @@ class Router:
         if callable(self.policy):
             host, port = self.policy(fwd.orig)
             return (host, port)
-        fresh = [t for t in self.targets if t not in fwd.tried]
+        targets, tried = self.targets, fwd.tried
         if self.policy == "fewest_inflight":
-            return min(fresh, key=lambda t: self._inflight[t])
-        start = next(self._next) % len(self.targets)
-        order = self.targets[start:] + self.targets[:start]
-        return next(t for t in order if t in fresh)
+            fresh = (t for t in targets if t not in tried)
+            return min(fresh, key=self._inflight.__getitem__)
+        start, n = next(self._next), len(targets)
+        for k in range(n):  # the first untried from the turn's start
+            t = targets[(start + k) % n]
+            if t not in tried:
+                return t
+        raise AssertionError("every target was tried")  # _finished retries only while some is not
 
     def _attempt(self, fwd: _Forward) -> None:
         try:
@@ -194,7 +202,7 @@ class Router:
         except Exception as e:  # a policy's failure is this message's
             self._reject(fwd, f"the router's policy failed: {type(e).__name__}: {e}")
             return
-        fid = os.urandom(16)
+        fid = self._id_prefix + next(self._ids).to_bytes(8, "big")
         fwd.tried.append(target)
         self._forwards[fid] = fwd
         self._inflight[target] = self._inflight.get(target, 0) + 1
