@@ -16,8 +16,9 @@ lock-up.  Off the rule, the seed's lock-up itself (two synchronous nodes
 sending to each other before they read) ends in timeouts within a bound
 (test_the_seed_lock_up).
 
-CHIRP_TOPOLOGY_EXAMPLES=200 runs more examples than CI's 8 (the counts
-are printed at the end of the run)."""
+CHIRP_TOPOLOGY_EXAMPLES=200 runs more examples than CI's 8, and
+CHIRP_TOPOLOGY_BIG=1 bigger topologies (up to 5 producers, 3 routers, 5
+workers); the counts are printed at the end of the run (pytest -s)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ from support.raw import connect
 
 import chirp
 
-pytestmark = pytest.mark.hang_limit(600)
 EXAMPLES = int(os.environ.get("CHIRP_TOPOLOGY_EXAMPLES", "8"))
+pytestmark = pytest.mark.hang_limit(max(600, 30 * EXAMPLES))
+# CHIRP_TOPOLOGY_BIG=1: up to 5 producers, 3 routers and 5 workers (else 3, 2, 3)
+BIG = os.environ.get("CHIRP_TOPOLOGY_BIG", "") not in ("", "0")
+MOST, MOST_ROUTERS = (5, 3) if BIG else (3, 2)
 COUNTS: Counter[str] = Counter()
 TIMEOUT = 2.0  # every node's
 
@@ -56,10 +60,10 @@ class Topology:
 
 
 def _nodes(sync: st.SearchStrategy[bool]) -> st.SearchStrategy[tuple[tuple[bool, int], ...]]:
-    return st.lists(st.tuples(sync, st.integers(1, 4)), min_size=1, max_size=3).map(tuple)
+    return st.lists(st.tuples(sync, st.integers(1, 4)), min_size=1, max_size=MOST).map(tuple)
 
 
-_routers = st.lists(st.integers(1, 4), max_size=2).map(tuple)
+_routers = st.lists(st.integers(1, 4), max_size=MOST_ROUTERS).map(tuple)
 # Half by the rule (producers synchronous, workers asynchronous), half any.
 topologies = st.one_of(
     st.builds(Topology, _nodes(st.just(True)), _routers, _nodes(st.just(False))),
@@ -67,7 +71,7 @@ topologies = st.one_of(
 )
 ACTIONS = st.sampled_from(["send", "send", "request", "request", "poison", "slow", "kill", "stall"])
 STALL = 1.5 * TIMEOUT  # a stalled worker (SIGSTOP) runs again after this
-plans = st.lists(st.lists(ACTIONS, min_size=1, max_size=6), min_size=3, max_size=3)
+plans = st.lists(st.lists(ACTIONS, min_size=1, max_size=6), min_size=MOST, max_size=MOST)
 
 
 class Worker:
