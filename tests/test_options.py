@@ -39,9 +39,15 @@ def test_the_c_defaults_are_the_tables():
         assert getattr(c, o.name) == getattr(d, o.name), o.name
 
 
+# Options checked against each other, set out of the way of a probe of one.
+_APART = {"max_msg_size": ("max_memory", 2**32 - 1), "max_memory": ("max_msg_size", 1)}
+
+
 def _c_accepts(name: str, value: float) -> bool:
     c = ffi.new("ch_config_t *")
     lib.ch_config_init(c)
+    if name in _APART:
+        setattr(c, *_APART[name])
     setattr(c, name, value)
     err = ffi.new("char[]", 256)
     rc = lib.ch_config_check(c, err, 256)
@@ -75,6 +81,21 @@ def _probes(o) -> list:
 def test_c_and_python_accept_the_same_values(o):
     for value in _probes(o):
         assert _c_accepts(o.name, value) == _py_accepts(o, value), (o.name, value)
+
+
+def test_max_msg_size_above_max_memory_is_refused_by_both():
+    """A message bigger than the memory budget could never be received."""
+    c = ffi.new("ch_config_t *")
+    lib.ch_config_init(c)
+    c.max_memory, c.max_msg_size = 1 << 20, (1 << 20) + 1
+    err = ffi.new("char[]", 256)
+    assert lib.ch_config_check(c, err, 256) != 0
+    assert "max_msg_size (1048577) is more than max_memory (1048576)" in ffi.string(err).decode()
+    with pytest.raises(ValueError, match=r"max_msg_size \(1048577\) is more than max_memory"):
+        Config(max_memory=1 << 20, max_msg_size=(1 << 20) + 1)
+    c.max_msg_size = 1 << 20
+    assert lib.ch_config_check(c, err, 256) == 0
+    assert Config(max_memory=1 << 20, max_msg_size=1 << 20).max_memory == 1 << 20
 
 
 def test_an_unset_option_is_none_in_python_and_negative_in_c():

@@ -120,5 +120,9 @@ int ch_config_check(const ch_config_t *c, char *err, size_t errlen)
     if ((c->bind_v4 == NULL || c->bind_v4[0] == '\0') &&
         (c->bind_v6 == NULL || c->bind_v6[0] == '\0'))
         FAIL("bind_v4 and bind_v6 are both empty: nothing to listen on");
+    if (c->max_msg_size > c->max_memory)
+        FAIL("max_msg_size (%lu) is more than max_memory (%lu): such a "
+             "message could never be received",
+             (unsigned long)c->max_msg_size, (unsigned long)c->max_memory);
     return CH_OK;
 }

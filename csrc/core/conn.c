@@ -11,6 +11,7 @@
 #include "core/conn_int.h"
 #include "util/addr.h"
 #include "util/alloc.h"
+#include "util/sock.h"
 #include "wire/wire.h"
 
 static ch_conn_t *conn_of(ch_link_t *l)
@@ -27,6 +28,9 @@ void ch_conns_init(ch_conns_t *cs)
 {
     ch_list_init(&cs->all);
     ch_list_init(&cs->flush);
+    ch_list_init(&cs->mem_wait);
+    cs->mem_used = 0;
+    cs->mem_waking = 0;
     cs->corked = 0;
     cs->closing = 0;
     cs->open_handles = 0;
@@ -191,6 +195,8 @@ void ch_conn_close_why(ch_conn_t *c, int status, int reason,
         snprintf(c->close_detail, sizeof(c->close_detail), "%s", detail);
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
+    if (ch_link_listed(&c->mem_link))
+        ch_list_remove(&cs->mem_wait, &c->mem_link);
     if (c->tls != NULL) {
         uv_buf_t notify;
         ch_tls_close(c->tls, c->writing, &notify);
@@ -412,6 +418,37 @@ static int conn_connect(ch_conns_t *cs, ch_remote_t *r)
     return CH_OK;
 }
 
+/* One address holds max_peer_connections accepted connections already:
+ * close c at once, saying so (1).  A linear count: accepting is rare
+ * beside messages. */
+static int over_peer_limit(ch_conn_t *c)
+{
+    ch_conns_t *cs = c->cs;
+    int max = cs->cfg->max_peer_connections, n = 0;
+    ch_link_t *l;
+    size_t alen = c->ip_protocol == 6 ? 16 : 4;
+    if (max == 0)
+        return 0;
+    for (l = ch_list_first(&cs->all); l != NULL; l = ch_list_next(&cs->all, l)) {
+        ch_conn_t *o = CH_CONTAINER_OF(l, ch_conn_t, link);
+        if (o != c && !o->outgoing && o->state != CH_CS_CLOSING &&
+            o->ip_protocol == c->ip_protocol &&
+            memcmp(o->address, c->address, alen) == 0)
+            n++;
+    }
+    if (n < max)
+        return 0;
+    {
+        char why[CH_DETAIL_SIZE];
+        snprintf(why, sizeof(why),
+                 "refused: %d connections from this address already "
+                 "(max_peer_connections)",
+                 n);
+        ch_conn_close_why(c, CH_ECONN, CH_REASON_LIMIT, why);
+    }
+    return 1;
+}
+
 int ch_conn_accept(ch_conns_t *cs, uv_stream_t *server)
 {
     struct sockaddr_storage ss;
@@ -433,6 +470,8 @@ int ch_conn_accept(ch_conns_t *cs, uv_stream_t *server)
         return CH_OK;
     }
     ch_addr_from_sockaddr(&ss, &c->ip_protocol, c->address, &c->peer_port);
+    if (over_peer_limit(c))
+        return CH_OK;
     if (choose_encryption(c) != 0)
         return CH_OK;
     if (c->encrypted)
@@ -471,6 +510,21 @@ void ch_conns_uncork(ch_conns_t *cs)
         ch_conn_flush(CH_CONTAINER_OF(l, ch_conn_t, flush_link));
 }
 
+/* A connection that stopped reading (its slots or max_memory) does not
+ * see its peer leave.  Collect it when the peer reset it, or when the
+ * peer finished writing and the message the reader waits with wants an
+ * ACK: it can never be given, the sender has failed it already.  An
+ * unacknowledged message (an asynchronous sender's) is still delivered:
+ * the connection ends when its data is read. */
+static int peer_left(ch_conn_t *c)
+{
+    int st = ch_sock_peer_state(&c->tcp);
+    if (st == CH_SOCK_GONE)
+        return 1;
+    return st == CH_SOCK_PEER_DONE && c->reader.state == CH_RS_PAYLOAD_WAIT &&
+           (c->reader.hdr.type & CH_MSG_REQ_ACK) != 0;
+}
+
 static void conn_tick(ch_conn_t *c, uint64_t now)
 {
     ch_conns_t *cs = c->cs;
@@ -490,6 +544,12 @@ static void conn_tick(ch_conn_t *c, uint64_t now)
     }
     if (c->tls != NULL && !c->writing && now - c->last_activity >= 1000)
         ch_tls_trim(c->tls); /* quiet for a second: keep no big buffer */
+    if (c->stalled && peer_left(c)) {
+        ch_conn_close_why(c, CH_ECONN, CH_REASON_PEER_CLOSED,
+                          "connection closed by peer while its slots were "
+                          "held (its unread messages are dropped)");
+        return;
+    }
     if (now - c->last_activity >= cs->gc_ms && !c->writing &&
         c->slots_busy == 0 && c->inflight == 0 &&
         (c->remote == NULL || c->remote->conn != c ||

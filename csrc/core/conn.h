@@ -53,6 +53,9 @@ struct ch_conns {
     /* This module's. */
     ch_list_t all;       /* every connection */
     ch_list_t flush;     /* corked: connections to write at uncork */
+    ch_list_t mem_wait;  /* connections waiting for max_memory, in order */
+    uint64_t mem_used;   /* bytes of big message buffers held */
+    int mem_waking;      /* in ch_conns_memory_freed */
     int corked;
     int closing;
     int open_handles;
@@ -62,6 +65,9 @@ struct ch_conns {
 
 /* Before the first connection (after the owner's block is filled). */
 void ch_conns_init(ch_conns_t *cs);
+/* Big message buffers were given back: connections waiting for
+ * max_memory go on, in order, as far as it allows (conn_read.c). */
+void ch_conns_memory_freed(ch_conns_t *cs);
 /* Accept a connection from server: CH_OK, or CH_ENOMEM when there is no
  * memory for it (it is not accepted: the caller must accept and drop it,
  * or the listener stops accepting). */

@@ -70,7 +70,9 @@ struct ch_conn {
     ch_message_t *slots;
     uint8_t *inline_bufs;
     ch_list_t acks; /* released slots whose ACK waits */
-    int stalled;    /* every slot taken: not reading */
+    int stalled;    /* every slot taken, or max_memory: not reading */
+    ch_link_t mem_link; /* cs->mem_wait, while waiting for memory */
+    uint32_t mem_need;  /* the buffer it waits for, in bytes */
     int pumping;    /* in pump(): a slot freed meanwhile is taken by it,
                      * so freeing a slot does not resume (no recursion) */
     /* write path (conn_write.c) */

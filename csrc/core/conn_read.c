@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/conn_int.h"
+#include "util/alloc.h"
 #include "wire/wire.h"
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -36,12 +37,77 @@ static uint8_t *inline_buf(ch_conn_t *c, const ch_message_t *m)
     return c->inline_bufs + (size_t)m->index_ * CH_INLINE_SIZE;
 }
 
-/* Free a slot's buffer unless it is the slot's own preallocated one. */
+/* Free a slot's buffer unless it is the slot's own preallocated one;
+ * the memory it gives back may let waiting connections go on. */
 static void drop_buffer(ch_conn_t *c, ch_message_t *m)
 {
-    if (m->buf_ != NULL && m->buf_ != inline_buf(c, m))
-        ch_bufcache_put(c->cs->bufs, m->buf_, m->bufcap_);
+    ch_conns_t *cs = c->cs;
+    if (m->buf_ != NULL && m->buf_ != inline_buf(c, m)) {
+        ch_bufcache_put(cs->bufs, m->buf_, m->bufcap_);
+        cs->mem_used -= m->bufcap_;
+        cs->stats->message_memory = cs->mem_used;
+        m->buf_ = NULL;
+        ch_conns_memory_freed(cs);
+    }
     m->buf_ = NULL;
+}
+
+void ch_conns_memory_freed(ch_conns_t *cs)
+{
+    ch_link_t *l;
+    if (cs->mem_waking)
+        return; /* the loop below, further up the stack, goes on */
+    cs->mem_waking = 1;
+    /* In the order they began to wait, while the first one's fits. */
+    while ((l = ch_list_first(&cs->mem_wait)) != NULL) {
+        ch_conn_t *c = CH_CONTAINER_OF(l, ch_conn_t, mem_link);
+        if (cs->mem_used + c->mem_need > cs->cfg->max_memory)
+            break;
+        ch_list_remove(&cs->mem_wait, l);
+        if (c->stalled && !c->pumping && c->state != CH_CS_CLOSING)
+            ch_conn_pump(c);
+        if (ch_link_listed(&c->mem_link))
+            break; /* it waits again (its next message) */
+    }
+    cs->mem_waking = 0;
+}
+
+/* A buffer for a message too big for the slot's own, within max_memory:
+ * CH_OK; CH_EAGAIN: not now (c waits for memory, in cs->mem_wait);
+ * CH_ENOMEM. */
+static int big_buffer(ch_conn_t *c, ch_message_t *m, uint32_t size)
+{
+    ch_conns_t *cs = c->cs;
+    uint32_t cap;
+    uint8_t *buf;
+    int queued = !ch_list_empty(&cs->mem_wait) && !cs->mem_waking;
+    if (cs->mem_used + size > cs->cfg->max_memory || queued ||
+        ch_link_listed(&c->mem_link)) {
+        /* Wait, in turn (being woken, c was first: it stays first). */
+        if (!ch_link_listed(&c->mem_link)) {
+            c->mem_need = size;
+            if (cs->mem_waking)
+                ch_list_push_front(&cs->mem_wait, &c->mem_link);
+            else
+                ch_list_push(&cs->mem_wait, &c->mem_link);
+            cs->stats->memory_waits++;
+        }
+        return CH_EAGAIN;
+    }
+    buf = ch_bufcache_get(cs->bufs, size, &cap);
+    if (buf != NULL && cs->mem_used + cap > cs->cfg->max_memory) {
+        /* A kept buffer bigger than the budget allows: a fresh one. */
+        ch_bufcache_put(cs->bufs, buf, cap);
+        cap = size;
+        buf = ch_malloc(size);
+    }
+    if (buf == NULL)
+        return CH_ENOMEM;
+    m->buf_ = buf;
+    m->bufcap_ = cap;
+    cs->mem_used += cap;
+    cs->stats->message_memory = cs->mem_used;
+    return CH_OK;
 }
 
 void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
@@ -213,10 +279,16 @@ static int process(ch_conn_t *c)
             if (rd->payload_len <= CH_INLINE_SIZE) {
                 m->buf_ = inline_buf(c, m);
             } else {
-                m->buf_ = ch_bufcache_get(c->cs->bufs, rd->payload_len,
-                                          &m->bufcap_);
-                if (m->buf_ == NULL) {
+                int rc = big_buffer(c, m, rd->payload_len);
+                if (rc != CH_OK) {
                     ch_conn_slot_free(c, m);
+                    if (rc == CH_EAGAIN) { /* max_memory: wait for it */
+                        if (!c->stalled) {
+                            c->stalled = 1;
+                            uv_read_stop((uv_stream_t *)&c->tcp);
+                        }
+                        return 0;
+                    }
                     ch_conn_close(c, CH_ENOMEM,
                                   "out of memory for a large message");
                     return 0;

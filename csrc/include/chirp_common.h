@@ -148,7 +148,15 @@ const char *ch_strerror(int err);
        CH_OPT_ZERO_OK | CH_OPT_BINDING,                                     \
        "bridge, with auto_release: bytes of the inbox that small messages " \
        "needing no acknowledgement are copied into, freeing their slots; "  \
-       "0: none")
+       "0: none")                                                           \
+    XX(max_memory, U32, 268435456, NULL, 65536, 4294967295.0, 0,            \
+       "bytes of received messages too big for a slot's own buffer held "   \
+       "at once, over all connections; a connection whose next message "   \
+       "would pass it waits (TCP holds its sender back); at least "         \
+       "max_msg_size")                                                      \
+    XX(max_peer_connections, INT, 256, NULL, 1, 1048576, CH_OPT_ZERO_OK,    \
+       "connections accepted from one address at once; more are closed "    \
+       "as they come (a refused event, reason limit); 0: no limit")
 
 typedef struct ch_config {
 #define CH_CONFIG_FIELD_(name, kind, dflt, dtext, lo, hi, flags, doc)       \
@@ -239,7 +247,8 @@ typedef struct ch_message {
     XX(NODE_CLOSED, 7, "node closed")                                       \
     XX(CONNECT, 8, "connect failed")                                        \
     XX(ERROR, 9, "connection error")                                        \
-    XX(NOMEM, 10, "out of memory")
+    XX(NOMEM, 10, "out of memory")                                          \
+    XX(LIMIT, 11, "max_peer_connections")
 
 enum ch_reason {
 #define CH_REASON_ENUM_(name, code, text) CH_REASON_##name = code,
@@ -291,6 +300,8 @@ typedef struct ch_peer_event {
     XX(tls_handshakes, "TLS handshakes completed")                          \
     XX(tls_failures, "connections closed for a TLS failure")                \
     XX(slots_in_use, "gauge: receive slots taken, over all connections")    \
+    XX(message_memory, "gauge: bytes of big message buffers held (max_memory)")\
+    XX(memory_waits, "times a connection waited for max_memory")            \
     XX(inbox_bytes, "gauge: bytes in the bridge's inbox (bridge only)")     \
     XX(events_dropped, "peer events not queued: too many waiting (bridge)")
 

@@ -34,6 +34,7 @@ REASONS: dict[int, str | None] = {
     lib.CH_REASON_MSGSIZE: "message_too_large",
     lib.CH_REASON_IDLE: "idle",
     lib.CH_REASON_NODE_CLOSED: "node_closed",
+    lib.CH_REASON_LIMIT: "limit",
     lib.CH_REASON_CONNECT: "connect_failed",
     lib.CH_REASON_ERROR: "error",
     lib.CH_REASON_NOMEM: "no_memory",

@@ -169,6 +169,8 @@ class Config:
     max_inflight: int = 16
     spin_us: int = 50
     inbox_size: int = 262144
+    max_memory: int = 268435456
+    max_peer_connections: int = 256
 
     def __post_init__(self) -> None:
         self.validate()
@@ -179,6 +181,11 @@ class Config:
             object.__setattr__(self, o.name, check(o, getattr(self, o.name)))
         if not self.bind_v4 and not self.bind_v6:
             raise ValueError("bind_v4 and bind_v6 are both empty: nothing to listen on")
+        if self.max_msg_size > self.max_memory:
+            raise ValueError(
+                f"max_msg_size ({self.max_msg_size}) is more than max_memory "
+                f"({self.max_memory}): such a message could never be received"
+            )
 
     @classmethod
     def option_names(cls) -> list[str]:

@@ -16,7 +16,8 @@ class PeerEvent:
     ``connected`` events.  ``reason`` says why a connection closed:
     ``"timeout"``, ``"closed_by_peer"``, ``"tls"``, ``"protocol"``,
     ``"message_too_large"``, ``"idle"`` (collected after reuse_time),
-    ``"node_closed"``, ``"connect_failed"``, ``"error"``, ``"no_memory"``;
+    ``"node_closed"``, ``"connect_failed"``, ``"error"``, ``"no_memory"``,
+    ``"limit"`` (refused: max_peer_connections from its address);
     None for ``connected``.  ``detail`` is the core's text (for TLS,
     OpenSSL's reason).  ``dropped`` counts events before this one that
     were not queued because too many waited (the stats' events_dropped).

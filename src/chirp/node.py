@@ -73,6 +73,8 @@ class Node:
         max_inflight: int = _UNSET,
         spin_us: int = _UNSET,
         inbox_size: int = _UNSET,
+        max_memory: int = _UNSET,
+        max_peer_connections: int = _UNSET,
         on_event: Callable[[PeerEvent], object] | None = None,
     ) -> None:
         # The options given (the rest: config's, or the defaults).
