@@ -56,7 +56,10 @@ static ch_inblock_t *block_at(ch_inbox_t *in, size_t off)
 
 void *ch_inbox_alloc(ch_inbox_t *in, size_t n)
 {
-    size_t need = ALIGN8(sizeof(ch_inblock_t) + n);
+    /* At least one byte: a block of none at the very end would begin at
+     * buf + cap, where ch_inbox_holds no longer sees it (found by
+     * tests/fuzz/fuzz_inbox.c; the bridge never asks for 0 bytes). */
+    size_t need = ALIGN8(sizeof(ch_inblock_t) + (n > 0 ? n : 1));
     size_t off;
     /* An empty ring has head and tail at 0 (reclaim starts it over). */
     if (in->buf == NULL || n > in->cap)
