@@ -31,7 +31,7 @@ static held_t held[MAXB];
 static int nheld;
 static size_t rounded(size_t n)
 {
-    return (HDR + n + 7) & ~(size_t)7;
+    return (HDR + (n > 0 ? n : 1) + 7) & ~(size_t)7; /* 0 bytes take 1 */
 }
 
 /* The free runs: with blocks held in the order they were taken, and the
