@@ -262,8 +262,14 @@ void ch_conn_handshake_done(ch_conn_t *c)
      * one whose handshake completes last becomes current, as in libchirp,
      * unless messages were already written on the current one -- then it
      * stays, since switching streams would reorder what is in flight.
-     * The other one idles and is collected. */
-    if (r->conn == NULL || r->conn->written == 0)
+     * The other one idles and is collected.  A connection the peer made
+     * never takes over from another the peer made: the port a handshake
+     * announces is only a claim, and a second process claiming the port
+     * of a live one must not get the traffic (the replies) meant for it.
+     * A race is always ours against theirs; a peer that restarted is
+     * current again once its old connection closes. */
+    if (r->conn == NULL ||
+        (r->conn->written == 0 && (c->outgoing || r->conn->outgoing)))
         ch_remote_set_current(r, c);
     c->state = CH_CS_READY;
     c->last_activity = c->ready_at = uv_now(cs->loop);

@@ -533,11 +533,13 @@ def test_flood_that_never_reads_acks_is_throttled(server, client):
         s.close()
 
 
-def test_second_connection_for_same_remote_becomes_current(node_factory):
+def test_second_connection_for_same_remote_waits_for_the_first(node_factory):
     """Two connections announce the same remote (address + handshake port):
-    messages on both are delivered, each ACK goes back on the connection
-    its message came on, and a reply goes over the connection whose
-    handshake completed last."""
+    messages on both are delivered and each ACK goes back on the
+    connection its message came on.  The second does not take over from
+    the first while it is open (a port in a handshake is only a claim):
+    a reply goes over the first; once it closes, the second carries what
+    is sent to the remote.  (libchirp 1.2 lets the last handshake win.)"""
     node = node_factory(synchronous=False, auto_release=False)
     r1 = connect(node.port)
     r2 = connect(node.port)
@@ -562,9 +564,14 @@ def test_second_connection_for_same_remote_becomes_current(node_factory):
         ack2 = read_header(r2)
         assert ack2[0] == id2 and ack2[4] == ACK
         node.reply(m1, b"answer")
-        rid, _, dlen, hlen, rtype = read_header(r2)
+        rid, _, dlen, hlen, rtype = read_header(r1)
         assert rid == id1 and rtype == 0
-        assert recv_exact(r2, dlen + hlen) == b"answer"
+        assert recv_exact(r1, dlen + hlen) == b"answer"
+        r1.close()
+        time.sleep(0.3)  # the node sees the close
+        node.send(("127.0.0.1", 40100), b"after")
+        _, _, dlen, hlen, rtype = read_header(r2)
+        assert rtype == 0 and recv_exact(r2, dlen + hlen) == b"after"
     finally:
         r1.close()
         r2.close()
