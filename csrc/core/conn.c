@@ -45,19 +45,21 @@ static void describe(ch_conn_t *c, char *out, size_t len)
                      len);
 }
 
-/* One allocation per connection: struct, slots, write vector, (TLS) its
- * TLS state, slot buffers, read buffer and (TLS) ciphertext buffer; a
+/* One allocation per connection: struct, slots, (TLS) its TLS state,
+ * write vector, slot buffers, read buffer and (TLS) ciphertext buffer; a
  * running connection allocates nothing more for messages that fit the
- * slot buffers. */
+ * slot buffers.  Only the first three are zeroed: the write vector (4
+ * KiB) is written before it is read, and an idle connection that never
+ * touches most of it keeps it out of resident memory. */
 static ch_conn_t *conn_new(ch_conns_t *cs)
 {
     size_t nslots = (size_t)cs->cfg->max_slots;
     size_t rsize = cs->cfg->buffer_size;
     size_t csize = cs->tls != NULL ? rsize : 0;
     size_t tsize = cs->tls != NULL ? (ch_tls_size() + 15) & ~(size_t)15 : 0;
-    size_t head = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) +
-                  CH_IOV_CAP * sizeof(uv_buf_t) + tsize;
-    size_t size = head + nslots * CH_INLINE_SIZE + rsize + csize;
+    size_t head = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) + tsize;
+    size_t size = head + CH_IOV_CAP * sizeof(uv_buf_t) +
+                  nslots * CH_INLINE_SIZE + rsize + csize;
     uint8_t *mem = ch_malloc(size);
     ch_conn_t *c;
     if (mem == NULL)
@@ -69,11 +71,11 @@ static ch_conn_t *conn_new(ch_conns_t *cs)
     mem += sizeof(ch_conn_t);
     c->slots = (ch_message_t *)mem;
     mem += nslots * sizeof(ch_message_t);
-    c->iov = (uv_buf_t *)mem;
-    c->iov_cap = CH_IOV_CAP;
-    mem += CH_IOV_CAP * sizeof(uv_buf_t);
     c->tls_mem = tsize > 0 ? (ch_tls_t *)(void *)mem : NULL;
     mem += tsize;
+    c->iov = (uv_buf_t *)(void *)mem;
+    c->iov_cap = CH_IOV_CAP;
+    mem += CH_IOV_CAP * sizeof(uv_buf_t);
     c->inline_bufs = mem;
     mem += nslots * CH_INLINE_SIZE;
     c->rbuf = mem;
