@@ -10,6 +10,7 @@ Host 1 runs the producer (support.sim_producer), host 2 the router (the
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -74,13 +75,16 @@ class Run:
         return child
 
     def processed(self) -> list[str]:
-        """What the workers printed as processed (they are stopped)."""
+        """What the workers printed as processed (they are stopped, and
+        each held no more message memory than its budget)."""
         got = []
         for w in self.workers:
-            w.close(grace=5)
-            got += [
-                bytes.fromhex(x[4:]).decode() for x in w.read_to_end(10) if x.startswith("GOT ")
-            ]
+            w.close(grace=10)
+            lines = w.read_to_end(10)
+            got += [bytes.fromhex(x[4:]).decode() for x in lines if x.startswith("GOT ")]
+            stats = [json.loads(x[6:]) for x in lines if x.startswith("STATS ")]
+            assert stats, f"{w.name} printed no STATS line: {lines[-3:]}"
+            assert stats[0]["message_memory"] <= stats[0]["max_memory"], stats[0]
         return got
 
     def close(self) -> None:

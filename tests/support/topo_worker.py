@@ -10,11 +10,13 @@ is rejected); ``slow`` sleeps 0.3 s (--slow) first; data starting with ``request
 is answered with ``re:`` + data (the others get no answer: a producer
 that sends without reading would hold the answer unread, and its send
 would wait for an acknowledgement that comes only after it).
-Prints ``READY <port>`` once it listens; ends on SIGTERM or SIGKILL."""
+Prints ``READY <port>`` once it listens, and ``STATS <json>`` (its
+counters and max_memory) when SIGTERM ends it."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -52,6 +54,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
     print(f"READY {node.port}", flush=True)
     node.serve(handler, workers=2)
+    stats = node.stats()
+    stats["max_memory"] = node.config.max_memory
+    print(f"STATS {json.dumps(stats)}", flush=True)
     node.close(linger=0)
     return 0
 
