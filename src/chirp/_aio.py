@@ -28,7 +28,7 @@ from collections import deque
 from typing import Any
 
 from ._chirp import ffi, lib
-from ._pump import BATCH
+from ._limits import BATCH
 from .errors import ChirpTimeoutError, ClosedError, error_from
 from .message import Message
 

@@ -24,8 +24,8 @@ from . import _futures, _pump
 from ._chirp import ffi, lib
 from ._futures import ChirpFuture
 from ._lifecycle import LIVE, Uncached
+from ._limits import BATCH, SLICE_MS
 from ._observe import Observer
-from ._pump import BATCH, SLICE_MS
 from .config import Config, to_c
 from .errors import (
     ChirpConnectionError,

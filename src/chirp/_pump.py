@@ -12,12 +12,10 @@ from typing import Any
 from . import _futures
 from ._chirp import ffi, lib
 from ._futures import FINISHED, NO_FUTURES
+from ._limits import BATCH, SLICE_MS
 from .errors import ChirpTimeoutError, errname, error_for
 
 log = logging.getLogger("chirp")
-
-BATCH = 256  # events (and messages, see _core) taken at once
-SLICE_MS = 200  # waits in C wake up this often, so that Ctrl-C works
 
 
 def run(core: Any) -> None:
