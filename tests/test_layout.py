@@ -19,6 +19,13 @@ def test_no_include_cycle_between_core_modules():
     assert layout.cycles(graph) == []
 
 
+def test_no_import_cycle_between_package_modules():
+    """Deferred imports count too (_futures imports _aio inside a method)."""
+    graph = layout.python_graph()
+    assert "_core" in graph["node"] and "_aio" in graph["_futures"]
+    assert layout.cycles(graph) == []
+
+
 def test_the_cycle_check_finds_a_cycle():
     """The check itself: a made-up graph with a cycle is caught."""
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}

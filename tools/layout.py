@@ -1,13 +1,16 @@
 """Check the source layout: no include cycle between the C core's modules,
-and no file longer than the limit of its kind.
+no import cycle between the Python package's modules, and no file longer
+than the limit of its kind.
 
     python tools/layout.py            # prints the module graph; exit 1 on a problem
 
 A C module is a directory's files that share a name before the first
 underscore (core/conn.c, core/conn_read.c, core/conn_int.h and core/conn.h
 are the module core/conn); an edge is an #include "..." of another
-module's header.  The limits: C files 700 lines, Python modules 600 (the
-tests' scenario files aside).
+module's header.  A Python edge is an import of another module of
+src/chirp (``from . import x``, ``from .x import y``, ``import chirp.x``),
+at any depth of the file, deferred imports too.  The limits: C files
+700 lines, Python modules 600 (the tests' scenario files aside).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ C_LIMIT = 700
 PY_LIMIT = 600
 PY_DIRS = ["src/chirp", "bench", "tests/support", "tools"]
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+PKG = os.path.join(ROOT, "src", "chirp")
 
 
 def module_of(path: str) -> str:
@@ -59,6 +63,31 @@ def module_graph() -> dict[str, set[str]]:
                 target = _resolve(inc, path)
                 if target is not None and module_of(target) != mod:
                     deps.add(module_of(target))
+    return graph
+
+
+def python_graph() -> dict[str, set[str]]:
+    """chirp's module -> the modules of chirp it imports."""
+    import ast
+
+    names = {f[:-3] for f in os.listdir(PKG) if f.endswith(".py")}
+    graph: dict[str, set[str]] = {}
+    for name in sorted(names):
+        with open(os.path.join(PKG, name + ".py")) as f:
+            tree = ast.parse(f.read())
+        deps = graph.setdefault(name, set())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:  # from .x import y
+                    deps.add(node.module.split(".")[0])
+                else:  # from . import x, y
+                    deps.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chirp."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split(".")[1] for a in node.names if a.name.startswith("chirp."))
+        deps &= names
+        deps.discard(name)
     return graph
 
 
@@ -120,7 +149,12 @@ def main() -> int:
     graph = module_graph()
     for mod in sorted(graph):
         print(f"{mod} -> {', '.join(sorted(graph[mod])) or '-'}")
-    problems = [f"include cycle: {' <-> '.join(c)}" for c in cycles(graph)] + long_files()
+    py = python_graph()
+    for mod in sorted(py):
+        print(f"chirp.{mod} -> {', '.join(sorted(py[mod])) or '-'}")
+    problems = [f"include cycle: {' <-> '.join(c)}" for c in cycles(graph)]
+    problems += [f"import cycle: {' <-> '.join(c)}" for c in cycles(py)]
+    problems += long_files()
     for p in problems:
         print(p, file=sys.stderr)
     print("ok" if not problems else f"{len(problems)} problem(s)")
