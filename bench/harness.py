@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import queue
-import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,25 +30,15 @@ def chirp_cmd(spec: dict) -> list[str]:
     return [sys.executable, WORKER, json.dumps(spec)]
 
 
-_prctl = None
+# Children die with the harness even if it is killed: util-linux's setpriv
+# sets the parent-death signal and execs the worker.  (A preexec_fn would
+# run Python between fork and exec in a process with threads, which can
+# deadlock on a lock another thread held at the fork.)
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
-def _load_prctl() -> None:
-    """Look prctl up in the parent: the child, after fork, only calls it."""
-    global _prctl
-    if _prctl is None and sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            _prctl = False
-
-
-def _set_pdeathsig() -> None:
-    """Children die with the harness even if it is killed (Linux)."""
-    if _prctl:
-        _prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+def _with_pdeathsig(argv: list[str]) -> list[str]:
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv] if _SETPRIV else argv
 
 
 class Child:
@@ -60,14 +50,12 @@ class Child:
     def __init__(self, argv: list[str], env: dict | None = None, stdin: bool = False) -> None:
         self.argv = argv
         self.err = tempfile.TemporaryFile(mode="w+b")
-        _load_prctl()
         self.proc = subprocess.Popen(
-            argv,
+            _with_pdeathsig(argv),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self.err,
             env=env,
-            preexec_fn=_set_pdeathsig if _prctl else None,
         )
         self.lines: queue.Queue = queue.Queue()
         t = threading.Thread(target=self._read, daemon=True)
