@@ -10,7 +10,7 @@ import os
 import pytest
 from support.child import ROOT, child_env, run
 
-HARNESSES = ["fuzz_reader", "fuzz_wire", "fuzz_inbox"]
+HARNESSES = ["fuzz_reader", "fuzz_wire", "fuzz_inbox", "fuzz_tls"]
 pytestmark = pytest.mark.hang_limit(300)
 
 
