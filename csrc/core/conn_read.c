@@ -42,14 +42,15 @@ static uint8_t *inline_buf(ch_conn_t *c, const ch_message_t *m)
 static void drop_buffer(ch_conn_t *c, ch_message_t *m)
 {
     ch_conns_t *cs = c->cs;
-    if (m->buf_ != NULL && m->buf_ != inline_buf(c, m)) {
-        ch_bufcache_put(cs->bufs, m->buf_, m->bufcap_);
-        cs->mem_used -= m->bufcap_;
-        cs->stats->message_memory = cs->mem_used;
-        m->buf_ = NULL;
-        ch_conns_memory_freed(cs);
-    }
+    uint8_t *buf = m->buf_;
     m->buf_ = NULL;
+    if (buf == NULL || buf == inline_buf(c, m))
+        return;
+    ch_bufcache_put(cs->bufs, buf, m->bufcap_);
+    cs->mem_used -= m->bufcap_;
+    cs->stats->message_memory = cs->mem_used;
+    if (!ch_list_empty(&cs->mem_wait))
+        ch_conns_memory_freed(cs);
 }
 
 void ch_conns_memory_freed(ch_conns_t *cs)
@@ -256,6 +257,16 @@ static void capability(ch_conn_t *c, const ch_cap_t *cap)
     ch_conn_flush(c);
 }
 
+/* Stop reading until a slot (or max_memory) frees: TCP holds the sender
+ * back meanwhile. */
+static void stall(ch_conn_t *c)
+{
+    if (!c->stalled) {
+        c->stalled = 1;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
 /* Parse what is in the read buffer; stop when every slot is taken.
  * Returns 0 when the connection closed or stalled. */
 static int process(ch_conn_t *c)
@@ -270,10 +281,7 @@ static int process(ch_conn_t *c)
         if (rd->state == CH_RS_PAYLOAD_WAIT) {
             ch_message_t *m = take_slot(c);
             if (m == NULL) {
-                if (!c->stalled) {
-                    c->stalled = 1;
-                    uv_read_stop((uv_stream_t *)&c->tcp);
-                }
+                stall(c);
                 return 0;
             }
             if (rd->payload_len <= CH_INLINE_SIZE) {
@@ -283,10 +291,7 @@ static int process(ch_conn_t *c)
                 if (rc != CH_OK) {
                     ch_conn_slot_free(c, m);
                     if (rc == CH_EAGAIN) { /* max_memory: wait for it */
-                        if (!c->stalled) {
-                            c->stalled = 1;
-                            uv_read_stop((uv_stream_t *)&c->tcp);
-                        }
+                        stall(c);
                         return 0;
                     }
                     ch_conn_close(c, CH_ENOMEM,
