@@ -221,3 +221,23 @@ def test_every_reason_of_the_core_has_a_name():
 
     codes = {getattr(lib, n) for n in dir(lib) if n.startswith("CH_REASON_")}
     assert codes == set(_observe.REASONS)
+
+
+def test_a_connection_cut_short_by_the_own_close_is_not_a_warning(caplog):
+    """A connection still being set up when its own node closes (e.g. a
+    program that ends without close()) is refused with reason
+    node_closed: logged at INFO, not as a warning at every exit; other
+    refusals stay warnings."""
+    import logging
+
+    from chirp import _observe
+    from chirp.events import PeerEvent
+
+    def ev(reason: str) -> PeerEvent:
+        return PeerEvent("refused", "127.0.0.1", 1, None, False, True, reason, "x", "CH_ECLOSED")
+
+    with caplog.at_level(logging.INFO, logger="chirp"):
+        _observe._log(ev("node_closed"))
+        _observe._log(ev("tls"))
+    levels = {r.getMessage().split(" (")[1].split(")")[0]: r.levelno for r in caplog.records}
+    assert levels == {"node_closed": logging.INFO, "tls": logging.WARNING}, caplog.text

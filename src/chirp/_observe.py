@@ -151,6 +151,8 @@ def _log(e: PeerEvent) -> None:
         log.info("connected to %s (%s)", where, how)
     elif e.kind == "disconnected" and e.reason in _ORDINARY:
         log.info("disconnected from %s (%s)", where, e.reason)
+    elif e.reason == "node_closed":  # one being set up when this node closed
+        log.info("%s %s (%s)", e.kind, where, e.reason)
     else:
         log.warning("%s %s (%s): %s", e.kind, where, e.reason, e.detail)
     if e.dropped:
