@@ -138,3 +138,12 @@ def test_announced_waits(tmp_path) -> None:
     untaken results freed with the bridge (valgrind's leak check)."""
     proc = _run_c_test(build_c_test(tmp_path, "announced"))
     assert "announced waits: ok" in proc.stdout, proc.stdout
+
+
+def test_a_send_callback_sending_while_a_write_is_built(tmp_path) -> None:
+    """Regression: a message too big for the peer fails inside the flush
+    that builds a write; its callback's sends (same peer, another one) must
+    wait for that write, not build theirs over it (it crashed before)."""
+    proc = _run_c_test(build_c_test(tmp_path, "nested_flush"))
+    assert "big: message too large" in proc.stdout, proc.stdout
+    assert "nested flush: ok" in proc.stdout, proc.stdout

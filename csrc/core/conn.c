@@ -32,6 +32,7 @@ void ch_conns_init(ch_conns_t *cs)
     cs->mem_used = 0;
     cs->mem_waking = 0;
     cs->corked = 0;
+    cs->flushing = 0;
     cs->closing = 0;
     cs->open_handles = 0;
 }
@@ -46,11 +47,10 @@ static void describe(ch_conn_t *c, char *out, size_t len)
 }
 
 /* One allocation per connection: struct, slots, (TLS) its TLS state,
- * write vector, slot buffers, read buffer and (TLS) ciphertext buffer; a
- * running connection allocates nothing more for messages that fit the
- * slot buffers.  Only the first three are zeroed: the write vector (4
- * KiB) is written before it is read, and an idle connection that never
- * touches most of it keeps it out of resident memory. */
+ * slot buffers, read buffer and (TLS) ciphertext buffer; a running
+ * connection allocates nothing more for messages that fit the slot
+ * buffers.  Only the first three are zeroed: an idle connection that
+ * never touches most of its buffers keeps them out of resident memory. */
 static ch_conn_t *conn_new(ch_conns_t *cs)
 {
     size_t nslots = (size_t)cs->cfg->max_slots;
@@ -58,8 +58,7 @@ static ch_conn_t *conn_new(ch_conns_t *cs)
     size_t csize = cs->tls != NULL ? rsize : 0;
     size_t tsize = cs->tls != NULL ? (ch_tls_size() + 15) & ~(size_t)15 : 0;
     size_t head = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) + tsize;
-    size_t size = head + CH_IOV_CAP * sizeof(uv_buf_t) +
-                  nslots * CH_INLINE_SIZE + rsize + csize;
+    size_t size = head + nslots * CH_INLINE_SIZE + rsize + csize;
     uint8_t *mem = ch_malloc(size);
     ch_conn_t *c;
     if (mem == NULL)
@@ -73,9 +72,6 @@ static ch_conn_t *conn_new(ch_conns_t *cs)
     mem += nslots * sizeof(ch_message_t);
     c->tls_mem = tsize > 0 ? (ch_tls_t *)(void *)mem : NULL;
     mem += tsize;
-    c->iov = (uv_buf_t *)(void *)mem;
-    c->iov_cap = CH_IOV_CAP;
-    mem += CH_IOV_CAP * sizeof(uv_buf_t);
     c->inline_bufs = mem;
     mem += nslots * CH_INLINE_SIZE;
     c->rbuf = mem;
@@ -546,7 +542,7 @@ static void conn_tick(ch_conn_t *c, uint64_t now)
                                                   : "handshake timed out");
         return;
     }
-    if (c->writing && c->wcount > 0 && now >= c->wmsgs[0]->deadline_) {
+    if (c->writing && c->whead != NULL && now >= c->whead->deadline_) {
         ch_conn_close(c, CH_ETIMEDOUT, "write timed out");
         return;
     }

@@ -9,9 +9,7 @@
 #include "wire/reader.h"
 
 #define CH_INLINE_SIZE 1024  /* slot buffer for small messages */
-#define CH_BATCH_MSGS 64     /* messages per coalesced write */
 #define CH_DIRECT_READ 16384 /* payloads this big are read in place */
-#define CH_IOV_CAP (3 * CH_BATCH_MSGS + 2 * CH_MAX_SLOTS + 3)
 
 /* ch_send_t.acked_: its ACK came (1), or a reject (CH_REJECTED), while it
  * was still being written. */
@@ -77,9 +75,8 @@ struct ch_conn {
                      * so freeing a slot does not resume (no recursion) */
     /* write path (conn_write.c) */
     int writing;
-    uv_buf_t *iov;
-    int iov_cap;
-    ch_send_t *wmsgs[CH_BATCH_MSGS];
+    ch_send_t *whead; /* the messages of the write: a chain through */
+    ch_send_t *wtail; /* their wnext_, in the order written */
     int wcount;
     ch_message_t *wacks[CH_MAX_SLOTS];
     int wacks_n;

@@ -91,12 +91,14 @@ static void fail_send(ch_conn_t *c, ch_send_t *s)
 static void on_write(uv_write_t *req, int status)
 {
     ch_conn_t *c = req->data;
-    ch_send_t *msgs[CH_BATCH_MSGS];
+    ch_send_t *s = c->whead, *next;
     ch_message_t *acks[CH_MAX_SLOTS];
-    int nmsgs = c->wcount, nacks = c->wacks_n, i;
-    /* Copy the batch out: completions may start the next write. */
-    memcpy(msgs, c->wmsgs, sizeof(ch_send_t *) * (size_t)nmsgs);
+    int nacks = c->wacks_n, i;
+    /* Take the batch out: completions may start the next write.  Each
+     * send's successor is read before its completion, which may reuse
+     * it. */
     memcpy(acks, c->wacks, sizeof(ch_message_t *) * (size_t)nacks);
+    c->whead = c->wtail = NULL;
     c->wcount = 0;
     c->wacks_n = 0;
     c->writing = 0;
@@ -104,15 +106,17 @@ static void on_write(uv_write_t *req, int status)
         char why[CH_DETAIL_SIZE];
         snprintf(why, sizeof(why), "write failed: %s", uv_strerror(status));
         ch_conn_close(c, CH_ECONN, why);
-        for (i = 0; i < nmsgs; i++)
-            fail_send(c, msgs[i]);
+        for (; s != NULL; s = next) {
+            next = s->wnext_;
+            fail_send(c, s);
+        }
         for (i = 0; i < nacks; i++)
             ch_conn_slot_free(c, acks[i]);
         return;
     }
     c->last_activity = uv_now(c->cs->loop);
-    for (i = 0; i < nmsgs; i++) {
-        ch_send_t *s = msgs[i];
+    for (; s != NULL; s = next) {
+        next = s->wnext_;
         if (!is_sync(s)) {
             ch_remote_complete(s, CH_OK, "");
         } else if (s->acked_ == CH_REJECTED) {
@@ -141,25 +145,26 @@ static void on_write(uv_write_t *req, int status)
 
 static void add(ch_conn_t *c, int *n, const void *base, size_t len)
 {
-    c->iov[*n] = uv_buf_init((char *)base, (unsigned)len);
+    c->cs->iov[*n] = uv_buf_init((char *)base, (unsigned)len);
     (*n)++;
 }
 
 /* The queued messages of the remote whose current connection c is, as
- * many as the batch, the window and (TLS) the batch size allow. */
+ * many as the batch, the window and the batch's bytes allow. */
 static void add_messages(ch_conn_t *c, ch_remote_t *r, int *n)
 {
     ch_conns_t *cs = c->cs;
     int sync = cs->cfg->synchronous;
     uint64_t now = uv_now(cs->loop);
-    size_t bytes = 0;
+    size_t bytes = 0, max_bytes = c->tls != NULL ? CH_TLS_BATCH
+                                                 : CH_WRITE_BYTES;
     ch_wire_header_t h;
     memset(&h, 0, sizeof(h));
     while (!ch_list_empty(&r->queue) && c->wcount < CH_BATCH_MSGS) {
         ch_send_t *s;
         if (sync && r->inflight.len >= (size_t)c->peer_window)
             break;
-        if (c->tls != NULL && bytes >= CH_TLS_BATCH)
+        if (bytes >= max_bytes)
             break;
         if (c->wcount == 0 && now - c->last_activity > cs->noop_ms) {
             /* Probe a connection that was idle for a long time. */
@@ -200,7 +205,13 @@ static void add_messages(ch_conn_t *c, ch_remote_t *r, int *n)
         c->cs->stats->bytes_sent += (uint64_t)s->header_len + s->data_len;
         s->acked_ = 0;
         s->state_ = CH_SS_WRITING;
-        c->wmsgs[c->wcount++] = s;
+        s->wnext_ = NULL;
+        if (c->wtail != NULL)
+            c->wtail->wnext_ = s;
+        else
+            c->whead = s;
+        c->wtail = s;
+        c->wcount++;
         if (sync) {
             ch_remote_inflight_add(r, s);
             c->inflight++;
@@ -208,14 +219,25 @@ static void add_messages(ch_conn_t *c, ch_remote_t *r, int *n)
     }
 }
 
+/* Write what is due on c.  Failing a message too big for the peer calls
+ * back into the application, which may send again: a flush asked for
+ * meanwhile (on any connection: the vector is shared) waits in cs->flush
+ * until this one has written. */
 void ch_conn_flush(ch_conn_t *c)
 {
+    ch_conns_t *cs = c->cs;
     ch_remote_t *r = c->remote;
     ch_wire_header_t h;
     ch_link_t *l;
-    int n = 0, rc;
+    int n = 0, rc = 0;
     if (c->writing || c->state != CH_CS_READY || r == NULL)
         return;
+    if (cs->flushing) {
+        if (!ch_link_listed(&c->flush_link))
+            ch_list_push(&cs->flush, &c->flush_link);
+        return;
+    }
+    cs->flushing = 1;
     if (c->cap_due) {
         /* First after the handshake: the window this node accepts, never
          * more than its slots.  A message beyond them would stop this
@@ -253,13 +275,16 @@ void ch_conn_flush(ch_conn_t *c)
     }
     if (r->conn == c)
         add_messages(c, r, &n);
-    if (n == 0)
-        return;
-    rc = ch_conn_write(c, c->iov, n);
+    if (n > 0)
+        rc = ch_conn_write(c, cs->iov, n);
+    cs->flushing = 0;
     if (rc < 0) {
         c->writing = 1;
         on_write(&c->wreq, rc);
     }
+    if (!cs->corked)
+        while ((l = ch_list_pop(&cs->flush)) != NULL)
+            ch_conn_flush(CH_CONTAINER_OF(l, ch_conn_t, flush_link));
 }
 
 void ch_conn_flush_tls(ch_conn_t *c)

@@ -41,6 +41,7 @@ struct ch_send {
     ch_link_t link_;
     struct ch_remote *remote_;
     ch_conn_t *conn_;
+    ch_send_t *wnext_; /* the next message of the same write */
     uint64_t deadline_;
     uint32_t serial_;
     uint8_t type_;

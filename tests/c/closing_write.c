@@ -14,18 +14,9 @@ static uv_timer_t watchdog;
 static int victim_status = 1, done;
 static uint8_t data[64];
 
-static void on_closed(ch_node_t *n)
-{
-    (void)n;
-}
-
 static void finish(void)
 {
-    if (done++)
-        return;
-    uv_close((uv_handle_t *)&watchdog, NULL);
-    ch_node_close(A, on_closed);
-    ch_node_close(B, on_closed);
+    kit_close_once(&done, &watchdog, A, B, NULL);
 }
 
 static void on_msg(ch_node_t *node, ch_message_t *msg)

@@ -74,6 +74,25 @@ static inline void kit_send_to(ch_send_t *s, ch_node_t *to,
     s->cb = cb;
 }
 
+static inline void kit_on_closed(ch_node_t *n)
+{
+    (void)n;
+}
+
+/* The first call stops the watchdog and closes the nodes (c may be NULL);
+ * later ones do nothing. */
+static inline void kit_close_once(int *done, uv_timer_t *watchdog,
+                                  ch_node_t *a, ch_node_t *b, ch_node_t *c)
+{
+    if ((*done)++)
+        return;
+    uv_close((uv_handle_t *)watchdog, NULL);
+    ch_node_close(a, kit_on_closed);
+    ch_node_close(b, kit_on_closed);
+    if (c != NULL)
+        ch_node_close(c, kit_on_closed);
+}
+
 /* Send first from a (with a watchdog timer of ms milliseconds), run the
  * loop until the test closed both nodes, then free them and the loop. */
 static inline void kit_run(uv_loop_t *loop, uv_timer_t *watchdog,
