@@ -101,6 +101,7 @@ static void on_deadline(uv_timer_t *t)
         s_end = uv_hrtime();
         report_send();
     } else {
+        r_last = uv_hrtime(); /* not all came: the rate up to now */
         report_recv();
     }
     shut();
@@ -108,11 +109,13 @@ static void on_deadline(uv_timer_t *t)
 
 static void on_msg(ch_node_t *n, ch_message_t *msg)
 {
-    uint64_t now = uv_hrtime();
+    /* The clock only at the first and the last message: reading it for
+     * each one cost a fifth of this process's time. */
     if (r_received == 0)
-        r_first = now;
-    r_last = now;
+        r_first = r_last = uv_hrtime();
     r_received++;
+    if (r_received == r_count)
+        r_last = uv_hrtime();
     r_bytes += msg->data_len;
     ch_node_release(n, msg);
     if (pool == NULL && r_received == r_count && !closing) {

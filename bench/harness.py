@@ -269,3 +269,16 @@ def run_stream(
         for c in (s, r):
             if c is not None:
                 c.kill()
+
+
+def result_kv(line: str) -> dict:
+    """The key=value words of a C program's RESULT line, numbers as floats."""
+    d: dict = {}
+    for part in line.split():
+        if "=" in part:
+            k, v = part.split("=", 1)
+            try:
+                d[k] = float(v)
+            except ValueError:
+                d[k] = v
+    return d

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 
-from harness import BenchError, Child, Env, fd_count, free_port, rss_kib
+from harness import BenchError, Child, Env, fd_count, free_port, result_kv, rss_kib
 from report import guard, make_row, stream_row
 from worker_util import KIB, now
 
@@ -62,19 +62,6 @@ def _build_c(env: Env) -> dict:
     return built
 
 
-def _kv(line: str) -> dict:
-    """The key=value words of a c_stream.c RESULT line, numbers as floats."""
-    d = {}
-    for part in line.split():
-        if "=" in part:
-            k, v = part.split("=", 1)
-            try:
-                d[k] = float(v)
-            except ValueError:
-                d[k] = v
-    return d
-
-
 def scenario5(env: Env) -> list[dict]:
     """The C core without Python: 64 B streams, asynchronous and synchronous,
     in one process (ping.c) and between two (c_stream.c)."""
@@ -117,8 +104,8 @@ def scenario5(env: Env) -> list[dict]:
                 r = Child([exe, "recv", *s, str(n + 1), str(dl)])
                 port = r.expect("READY", 30).split()[0]
                 c = Child([exe, "send", *s, port, str(n), "64", "4096", str(dl)])
-                sres = _kv(c.expect("RESULT", dl + 30))
-                rres = _kv(r.expect("RESULT", dl + 30))
+                sres = result_kv(c.expect("RESULT", dl + 30))
+                rres = result_kv(r.expect("RESULT", dl + 30))
             finally:
                 for x in (c, r):
                     if x is not None:

@@ -14,7 +14,16 @@ import shutil
 import subprocess
 import sys
 
-from harness import BENCH_DIR, BenchError, Child, Env, chirp_cmd, free_port, run_stream
+from harness import (
+    BENCH_DIR,
+    BenchError,
+    Child,
+    Env,
+    chirp_cmd,
+    free_port,
+    result_kv,
+    run_stream,
+)
 from report import err_row, fmt_size, guard, stream_row
 from worker_util import KIB, MIB, emit
 
@@ -108,10 +117,53 @@ def _reqrep_rows(env: Env, scen: int, case: str, n: int, ref_sys: str) -> list[d
             scen, case, "pyzmq REQ/REP", 64, n, s, None, at="send", peer=True, vs=ref_sys
         )
 
+    def bare(spin: bool):
+        def go():
+            exe = _build_pingpong(env)
+            extra = ["spin"] if spin else []
+            srv = Child([exe, "server", *extra])
+            cli = None
+            try:
+                port = srv.expect("READY", 30).split()[0]
+                cli = Child([exe, "client", port, str(n), "64", *extra])
+                res = result_kv(cli.expect("RESULT", dl + 30))
+            finally:
+                for x in (cli, srv):
+                    if x is not None:
+                        x.kill()
+            system = "bare C ping-pong, " + ("spinning" if spin else "blocking")
+            return stream_row(
+                scen, case, system, 64, n, res, None, at="send", peer=True, vs=ref_sys
+            )
+
+        return go
+
     if scen == 3:
         guard(rows, scen, case, "chirp request()", 64, chirp_rr)
     guard(rows, scen, case, "pyzmq REQ/REP", 64, zmq_rr, skip=env.zmq_why)
+    if scen == 3:  # the floor: no chirp, no Python
+        why = "" if env.src is not None else "the source tree was not found (--src DIR)"
+        for spin in (False, True):
+            name = "bare C ping-pong, " + ("spinning" if spin else "blocking")
+            guard(rows, scen, case, name, 64, bare(spin), skip=why)
     return rows
+
+
+def _build_pingpong(env: Env) -> str:
+    """bench/c_pingpong.c, built once: plain TCP round trips, no chirp."""
+    exe = os.path.join(env.tmp, "c_pingpong")
+    if os.path.exists(exe):
+        return exe
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise BenchError("no C compiler (cc)")
+    src = os.path.join(env.src, "bench", "c_pingpong.c")
+    r = subprocess.run(
+        [cc, "-std=c99", "-O2", src, "-o", exe], capture_output=True, text=True, timeout=120
+    )
+    if r.returncode != 0:
+        raise BenchError("building c_pingpong failed: " + r.stderr[-1500:])
+    return exe
 
 
 def scenario2(env: Env) -> list[dict]:
