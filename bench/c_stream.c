@@ -15,6 +15,8 @@
  *       (default 4096) of them queued in the core at once, and prints
  *       "RESULT sent=N ok=K failed=F start_ns=T0 end_ns=T1 rate=R msg/s".
  * -s: synchronous (a send completes when acknowledged), else asynchronous.
+ * -w SLOTS (after -s, on both sides): max_slots and max_inflight (the
+ * window of a synchronous stream; default 16).
  * Times are uv_hrtime() (CLOCK_MONOTONIC), comparable across processes.
  * Both sides give up after DEADLINE_S seconds (default 120) and report what
  * they have; exit code 0 only when everything arrived / succeeded.
@@ -198,12 +200,14 @@ static void on_warmup(ch_send_t *req, int status, const char *detail)
     uv_idle_start(&pump_idle, pump);
 }
 
-static int make_node(int sync, char *err, size_t errlen)
+static int make_node(int sync, int slots, char *err, size_t errlen)
 {
     ch_config_t cfg;
     ch_config_init(&cfg);
     cfg.port = 0;
     cfg.synchronous = sync;
+    if (slots > 0)
+        cfg.max_slots = cfg.max_inflight = slots;
     cfg.disable_encryption = 1;
     cfg.bind_v6 = "";
     cfg.bind_v4 = "127.0.0.1";
@@ -214,8 +218,9 @@ static int make_node(int sync, char *err, size_t errlen)
 static int usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s recv [-s] COUNT [DEADLINE_S]\n"
-            "       %s send [-s] PORT COUNT SIZE [WINDOW] [DEADLINE_S]\n",
+            "usage: %s recv [-s] [-w SLOTS] COUNT [DEADLINE_S]\n"
+            "       %s send [-s] [-w SLOTS] PORT COUNT SIZE [WINDOW] "
+            "[DEADLINE_S]\n",
             prog, prog);
     return 2;
 }
@@ -223,7 +228,7 @@ static int usage(const char *prog)
 int main(int argc, char **argv)
 {
     char err[256];
-    int argi = 2, sync = 0, rc, sender;
+    int argi = 2, sync = 0, slots = 0, rc, sender;
     double deadline = 120.0;
     uv_loop_t *loop = uv_default_loop();
     if (argc < 3)
@@ -237,6 +242,12 @@ int main(int argc, char **argv)
     if (strcmp(argv[argi], "-s") == 0) {
         sync = 1;
         argi++;
+    }
+    if (argi + 1 < argc && strcmp(argv[argi], "-w") == 0) {
+        slots = atoi(argv[argi + 1]);
+        argi += 2;
+        if (slots < 1)
+            return usage(argv[0]);
     }
     if (!sender) {
         if (argi >= argc)
@@ -271,7 +282,7 @@ int main(int argc, char **argv)
         memset(payload, 'x', (size_t)size + 1);
         ch_parse_address("127.0.0.1", &dest_proto, dest_addr);
     }
-    rc = make_node(sync, err, sizeof(err));
+    rc = make_node(sync, slots, err, sizeof(err));
     if (rc != CH_OK) {
         fprintf(stderr, "c_stream: cannot start a node: %s: %s\n",
                 ch_strerror(rc), err);

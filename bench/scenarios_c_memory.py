@@ -95,10 +95,10 @@ def scenario5(env: Env) -> list[dict]:
 
         return go
 
-    def stream(sync: bool, n: int):
+    def stream(sync: bool, n: int, slots: int = 0):
         def go():
             exe = _build_c(env)["c_stream"]
-            s = ["-s"] if sync else []
+            s = (["-s"] if sync else []) + (["-w", str(slots)] if slots else [])
             r = c = None
             try:
                 r = Child([exe, "recv", *s, str(n + 1), str(dl)])
@@ -117,7 +117,7 @@ def scenario5(env: Env) -> list[dict]:
             return stream_row(
                 5,
                 "C core, two processes (c_stream.c)",
-                "chirp C " + ("sync" if sync else "async"),
+                "chirp C " + ("sync" if sync else "async") + (f", window {slots}" if slots else ""),
                 64,
                 n,
                 sres,
@@ -131,6 +131,10 @@ def scenario5(env: Env) -> list[dict]:
         name = "chirp C " + ("sync" if sync else "async")
         guard(rows, 5, "C core, one process (ping.c)", name, 64, ping(sync, n))
         guard(rows, 5, "C core, two processes (c_stream.c)", name, 64, stream(sync, n))
+    # The window bounds the acknowledged stream (docs/guide.md): 128.
+    name = "chirp C sync, window 128"
+    stream128 = stream(True, 5 * n_sync, 128)
+    guard(rows, 5, "C core, two processes (c_stream.c)", name, 64, stream128)
     return rows
 
 

@@ -175,9 +175,9 @@ def scenario2(env: Env) -> list[dict]:
     n_pipe = env.n(50_000, 5000)
     n_block = env.n(10_000, 1000)
 
-    def chirp_run(mode: str, n: int, system: str, identity: str = ""):
+    def chirp_run(mode: str, n: int, system: str, identity: str = "", slots: int = 0):
         def go():
-            recv = {"role": "chirp-recv", "count": n, "deadline": dl, "sync": True}
+            recv = {"role": "chirp-recv", "count": n, "deadline": dl, "sync": True, "slots": slots}
             s, r = run_stream(
                 env,
                 env.chirp_cmd(dict(recv, identity=identity[::-1])),
@@ -189,6 +189,7 @@ def scenario2(env: Env) -> list[dict]:
                     "deadline": dl,
                     "sync": True,
                     "identity": identity,
+                    "slots": slots,
                 },
                 env.chirp_cmd,
                 dl + 30,
@@ -235,6 +236,10 @@ def scenario2(env: Env) -> list[dict]:
     system = "chirp send_async, own identity"
     ident = "00112233445566778899aabbccddeeff"
     guard(rows, 2, case, system, 64, chirp_run("async", n_pipe, system, ident))
+    # The window is what bounds this stream (docs/guide.md): both nodes
+    # with max_slots = max_inflight = 128 instead of 16.
+    system = "chirp send_async, window 128"
+    guard(rows, 2, case, system, 64, chirp_run("async", 4 * n_pipe, system, slots=128))
     system = "libchirp sync futures"
     guard(rows, 2, case, system, 64, lc_run("async", n_pipe, system), skip=env.lc_why)
     guard(rows, 2, case, "chirp send()", 64, chirp_run("blocking", n_block, "chirp send()"))

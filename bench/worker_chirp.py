@@ -23,7 +23,8 @@ from worker_util import (
 
 
 def _chirp_node(spec: dict, **extra: object):
-    """A chirp Node as SPEC says: plaintext or TLS (cert), sync, timeout."""
+    """A chirp Node as SPEC says: plaintext or TLS (cert), sync, timeout,
+    slots (max_slots and max_inflight)."""
     import chirp
 
     opts: dict = {"port": 0, "bind_v6": "", "synchronous": bool(spec.get("sync", False))}
@@ -36,6 +37,8 @@ def _chirp_node(spec: dict, **extra: object):
         opts["timeout"] = float(spec["timeout"])
     if spec.get("identity"):
         opts["identity"] = bytes.fromhex(spec["identity"])
+    if spec.get("slots"):  # the window of an acknowledged stream
+        opts["max_slots"] = opts["max_inflight"] = int(spec["slots"])
     opts.update(extra)
     return chirp.Node(**opts)
 

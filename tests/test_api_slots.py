@@ -155,6 +155,28 @@ def test_the_receiver_announces_its_window(node_factory):
     assert [f.result(timeout=5.0) for f in futs] == [None] * 3
 
 
+def test_a_window_wider_than_libchirps_32(node_factory):
+    """300 slots and a window of 300 (libchirp allows 32 slots): 300
+    acknowledged messages are in flight at once, the 301st waits for a
+    release, and releases in reverse order acknowledge the right sends."""
+    wide = 300
+    rx = node_factory(synchronous=False, max_slots=wide, max_inflight=wide, auto_release=False)
+    tx = node_factory(synchronous=True, timeout=20.0, max_inflight=wide)
+    futs = [tx.send_async(addr(rx), numbered(i)) for i in range(wide + 3)]
+    held = _drain(rx, quiet=1.0, limit=wide + 3)
+    assert [number_of(m.data) for m in held] == list(range(wide))
+    assert not any(f.done() for f in futs)
+    for m in reversed(held[1:]):
+        m.release()
+    assert [f.result(timeout=10.0) for f in futs[1:wide]] == [None] * (wide - 1)
+    assert not futs[0].done()
+    rest = _drain(rx, quiet=0.5)
+    assert [number_of(m.data) for m in rest] == [wide, wide + 1, wide + 2]
+    for m in [held[0], *rest]:
+        m.release()
+    assert [f.result(timeout=10.0) for f in futs] == [None] * (wide + 3)
+
+
 def test_window_is_at_most_the_slots_so_acks_behind_are_read(node_factory):
     """A receiver with 1 slot announces a window of 1 (not its
     max_inflight of 16): had the sender written a second message, the

@@ -29,9 +29,10 @@ typedef struct ch_conns ch_conns_t;
  * C stream, 256 gave 12.3-12.4M (bench/c_stream.c). */
 #define CH_BATCH_MSGS 256
 #define CH_WRITE_BYTES (4u * 1024u * 1024u)
+#define CH_BATCH_ACKS 256
 /* A write's vector: the capability frame, a NOOP, each ACK with its
  * reason, each message's three parts. */
-#define CH_IOV_CAP (3 * CH_BATCH_MSGS + 2 * CH_MAX_SLOTS + 3)
+#define CH_IOV_CAP (3 * CH_BATCH_MSGS + 2 * CH_BATCH_ACKS + 3)
 
 struct ch_conns {
     /* Set by the owner before the first connection, then read only. */

@@ -66,6 +66,7 @@ struct ch_conn {
     int nslots;
     int slots_busy;
     ch_message_t *slots;
+    int next_slot;  /* where take_slot looks first */
     uint8_t *inline_bufs;
     ch_list_t acks; /* released slots whose ACK waits */
     int stalled;    /* every slot taken, or max_memory: not reading */
@@ -78,8 +79,7 @@ struct ch_conn {
     ch_send_t *whead; /* the messages of the write: a chain through */
     ch_send_t *wtail; /* their wnext_, in the order written */
     int wcount;
-    ch_message_t *wacks[CH_MAX_SLOTS];
-    int wacks_n;
+    ch_list_t wacks; /* the ACKs of the write (their slots' link) */
     int inflight;     /* synchronous sends written here, not acked */
     uint64_t written; /* messages this node wrote on the connection */
     int peer_window;  /* from the peer's capability frame; 1 until then */

@@ -21,10 +21,11 @@ void ch_conn_slots_init(ch_conn_t *c)
     int i;
     for (i = 0; i < c->nslots; i++) {
         c->slots[i].conn_ = c;
-        c->slots[i].index_ = (uint8_t)i;
+        c->slots[i].index_ = (uint16_t)i;
         c->slots[i].state_ = CH_MS_FREE;
     }
     ch_list_init(&c->acks);
+    ch_list_init(&c->wacks);
 }
 
 int ch_conn_read_start(ch_conn_t *c)
@@ -203,12 +204,18 @@ void ch_conn_slots_free(ch_conn_t *c)
         drop_buffer(c, &c->slots[i]);
 }
 
+/* A free slot, looked for from the one after the last taken: slots are
+ * mostly released in the order they were taken, so with many slots the
+ * next one is usually free. */
 static ch_message_t *take_slot(ch_conn_t *c)
 {
-    int i;
-    for (i = 0; i < c->nslots; i++) {
+    int k, i = c->next_slot;
+    for (k = 0; k < c->nslots; k++, i++) {
+        if (i == c->nslots)
+            i = 0;
         if (c->slots[i].state_ == CH_MS_FREE) {
             ch_message_t *m = &c->slots[i];
+            c->next_slot = i + 1 == c->nslots ? 0 : i + 1;
             m->state_ = CH_MS_FILLING;
             c->slots_busy++;
             c->cs->stats->slots_in_use++;

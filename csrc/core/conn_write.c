@@ -88,19 +88,28 @@ static void fail_send(ch_conn_t *c, ch_send_t *s)
         ch_remote_complete(s, status, detail);
 }
 
+/* The slots whose ACK a write carried are free: each leaves the list
+ * before, as freeing one may fill another (not one of these: they are not
+ * free yet). */
+static void free_acked(ch_conn_t *c, ch_list_t *acks)
+{
+    ch_link_t *l;
+    while ((l = ch_list_pop(acks)) != NULL)
+        ch_conn_slot_free(c, CH_CONTAINER_OF(l, ch_message_t, link));
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     ch_conn_t *c = req->data;
     ch_send_t *s = c->whead, *next;
-    ch_message_t *acks[CH_MAX_SLOTS];
-    int nacks = c->wacks_n, i;
+    ch_list_t acks;
     /* Take the batch out: completions may start the next write.  Each
      * send's successor is read before its completion, which may reuse
      * it. */
-    memcpy(acks, c->wacks, sizeof(ch_message_t *) * (size_t)nacks);
+    ch_list_init(&acks);
+    ch_list_move(&acks, &c->wacks);
     c->whead = c->wtail = NULL;
     c->wcount = 0;
-    c->wacks_n = 0;
     c->writing = 0;
     if (status < 0) {
         char why[CH_DETAIL_SIZE];
@@ -110,8 +119,7 @@ static void on_write(uv_write_t *req, int status)
             next = s->wnext_;
             fail_send(c, s);
         }
-        for (i = 0; i < nacks; i++)
-            ch_conn_slot_free(c, acks[i]);
+        free_acked(c, &acks);
         return;
     }
     c->last_activity = uv_now(c->cs->loop);
@@ -135,8 +143,7 @@ static void on_write(uv_write_t *req, int status)
             s->state_ = CH_SS_INFLIGHT;
         }
     }
-    for (i = 0; i < nacks; i++)
-        ch_conn_slot_free(c, acks[i]);
+    free_acked(c, &acks);
     ch_conn_flush(c);
     ch_conn_flush_tls(c);
     if (c->draining && !c->writing && c->state != CH_CS_CLOSING)
@@ -256,7 +263,8 @@ void ch_conn_flush(ch_conn_t *c)
         add(c, &n, c->cap_hdr, CH_HEADER_SIZE);
         c->cap_due = 0;
     }
-    while (c->wacks_n < CH_MAX_SLOTS && (l = ch_list_pop(&c->acks)) != NULL) {
+    while (c->wacks.len < CH_BATCH_ACKS &&
+           (l = ch_list_pop(&c->acks)) != NULL) {
         ch_message_t *m = CH_CONTAINER_OF(l, ch_message_t, link);
         m->state_ = CH_MS_ACKWRITE;
         memset(&h, 0, sizeof(h));
@@ -271,7 +279,7 @@ void ch_conn_flush(ch_conn_t *c)
         add(c, &n, m->ack_hdr_, CH_HEADER_SIZE);
         if (m->rejected_ && m->reject_len_ > 0)
             add(c, &n, m->buf_, m->reject_len_);
-        c->wacks[c->wacks_n++] = m;
+        ch_list_push(&c->wacks, &m->link);
     }
     if (r->conn == c)
         add_messages(c, r, &n);

@@ -18,7 +18,7 @@ extern "C" {
 #define CH_ID_SIZE 16
 #define CH_HANDSHAKE_SIZE 18
 #define CH_HEADER_SIZE 27
-#define CH_MAX_SLOTS 32
+#define CH_MAX_SLOTS 1024
 #define CH_DETAIL_SIZE 256
 
 /* Message type bits (wire byte 26). */
@@ -106,7 +106,8 @@ const char *ch_strerror(int err);
     XX(max_slots, INT, 16, NULL, 1, CH_MAX_SLOTS, 0,                        \
        "receive slots per connection: with every slot held by the "         \
        "application, the connection stops reading and TCP holds the "       \
-       "sender back")                                                       \
+       "sender back; with max_inflight, the window of chirp peers' "        \
+       "acknowledged streams")                                              \
     XX(synchronous, BOOL, 1, NULL, 0, 1, 0,                                 \
        "a send succeeds only when the remote released the message "         \
        "(acknowledged); off: when it was handed to the kernel")             \
@@ -219,8 +220,8 @@ typedef struct ch_message {
     ch_conn_t *conn_;
     uint8_t *buf_;
     uint32_t bufcap_; /* a big buffer's size (util/bufcache.c) */
+    uint16_t index_;
     uint8_t state_;
-    uint8_t index_;
     uint8_t rejected_;    /* its ACK is a reject frame; reason in buf_ */
     uint16_t reject_len_;
     uint8_t ack_hdr_[CH_HEADER_SIZE];
