@@ -41,15 +41,20 @@ def scenario1(env: Env) -> list[dict]:
         rs = {"count": n, "deadline": dl, "sync": False}
         case = "async stream"
 
-        def chirp_plain(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
+        def chirp_plain(base=base, rs=rs, n=n, size=size, dl=dl, case=case, mode="async"):
             s, r = run_stream(
                 env,
                 env.chirp_cmd(dict(rs, role="chirp-recv")),
-                dict(base, role="chirp-send", mode="async"),
+                dict(base, role="chirp-send", mode=mode),
                 env.chirp_cmd,
                 dl + 30,
             )
+            if mode == "post":
+                return stream_row(1, case, "chirp post()", size, n, s, r)
             return stream_row(1, case, "chirp", size, n, s, r, ref=True)
+
+        def chirp_post(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
+            return chirp_plain(base, rs, n, size, dl, case, mode="post")
 
         def chirp_batch(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
             s, r = run_stream(
@@ -84,6 +89,7 @@ def scenario1(env: Env) -> list[dict]:
             return stream_row(1, case, "libchirp async", size, n, s, r, peer=True)
 
         guard(rows, 1, case, "chirp", size, chirp_plain)
+        guard(rows, 1, case, "chirp post()", size, chirp_post)
         guard(rows, 1, case, "chirp batch API", size, chirp_batch)
         guard(rows, 1, case, "pyzmq PUSH/PULL", size, zmq_, skip=env.zmq_why)
         guard(rows, 1, case, "libchirp async", size, lc, skip=env.lc_why)

@@ -7,6 +7,7 @@ worker process, the libchirp ones too); it comes from the installed package.
 from __future__ import annotations
 
 import sys
+import time
 from collections import deque
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -126,8 +127,10 @@ def _w_chirp_recv(spec: dict) -> dict:
 
 
 def _w_chirp_send(spec: dict) -> dict:
-    """Stream sender.  mode: async (send_async, a window of futures), batch
-    (send_many in chunks), blocking (send() per message, latencies)."""
+    """Stream sender.  mode: async (send_async, a window of futures), post
+    (post(), no Future: the sender then waits until the node wrote them
+    all), batch (send_many in chunks), blocking (send() per message,
+    latencies)."""
     dl = Deadline(spec["deadline"])
     addr = (spec.get("host", "127.0.0.1"), spec["port"])
     size, count, mode = spec["size"], spec["count"], spec["mode"]
@@ -151,6 +154,21 @@ def _w_chirp_send(spec: dict) -> dict:
                 lat.append(now() - t)
                 if dl.over():
                     break
+        elif mode == "post":
+            post = node.post
+            for _ in range(count):
+                post(addr, payload)
+            base_sent = 1  # the warm-up
+            while not dl.over():
+                st = node.stats()
+                if st["messages_sent"] + st["sends_failed"] >= base_sent + count:
+                    break
+                time.sleep(0.001)
+            st = node.stats()
+            failed = st["sends_failed"]
+            ok = st["messages_sent"] - base_sent
+            if failed:
+                errors.append(f"{failed} posted messages failed (see the log)")
         elif mode == "batch":
             # Big messages: small batches, so several are in flight at once
             # (a batch's one Future resolves only when all of it is written).

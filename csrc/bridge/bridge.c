@@ -111,8 +111,9 @@ static void close_here(ch_bridge_t *b, int handles)
  * CH_OK or CH_ENOMEM. */
 static int init_parts(ch_bridge_t *b)
 {
-    ch_cmds_init(b);
     b->wake.fd.rd = b->wake.fd.wr = -1;
+    if (ch_cmds_init(b) != CH_OK)
+        return CH_ENOMEM;
     if (ch_recvq_init(b) != CH_OK)
         return CH_ENOMEM;
     b->parts = 1;
@@ -173,6 +174,7 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
     }
     if (rc == CH_OK) {
         b->spin_ns = (uint64_t)config->spin_us * 1000u;
+        b->cmds.post_wait_ns = (uint64_t)(config->timeout * 1e9);
         /* Late replies to requests given up on are dropped for a while:
          * ten times the timeout, a minute at least. */
         b->reqs.drop_ns = (uint64_t)(config->timeout * 10e9);
@@ -238,6 +240,8 @@ void ch_bridge_close_start(ch_bridge_t *b, double linger)
         b->linger_changed = 1;
     }
     b->closing = 1;
+    if (b->cmds.post_waiters > 0)
+        uv_cond_broadcast(&b->cmds.post_cv);
     if (b->started)
         ch_wake_now(b);
     uv_mutex_unlock(&b->mu);

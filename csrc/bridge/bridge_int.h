@@ -121,6 +121,15 @@ typedef struct ch_cmds {
     ch_rng_t rng;    /* [mu] identities of new messages */
     ch_list_t spare; /* [loop] pooled commands done, for the pool */
     int pool_seen;   /* [loop] the pool's size at the last hand-over */
+    /* Posts (token 0: nobody waits for them) queued or in the core, and
+     * their bytes: a post waits while they are over the high-water mark
+     * (ch_bridge_post in chirp_bridge.h). */
+    size_t posted, posted_bytes; /* [mu] */
+    int post_waiters;            /* [mu] threads waiting to post */
+    uv_cond_t post_cv;           /* [mu] they sleep on it */
+    int post_cv_ready;
+    size_t posts_done, posts_done_bytes; /* [loop] since the hand-over */
+    uint64_t post_wait_ns;       /* [fixed] how long a post may wait */
 } ch_cmds_t;
 
 /* ----------------------------------------------------------------- wake */
@@ -268,7 +277,7 @@ void ch_wake_expect_answer(ch_bridge_t *b);
 void ch_wake_now(ch_bridge_t *b);
 
 /* submit.c, [mu] */
-void ch_cmds_init(ch_bridge_t *b);
+int ch_cmds_init(ch_bridge_t *b);
 int ch_cmds_queues_empty(const ch_bridge_t *b);
 /* Queue a command for the loop thread (and wake it if need be). */
 void ch_cmds_queue(ch_bridge_t *b, ch_cmd_t *cmd);
@@ -276,6 +285,8 @@ void ch_cmds_queue(ch_bridge_t *b, ch_cmd_t *cmd);
 void ch_cmds_release(ch_bridge_t *b, ch_list_t *msgs);
 /* Commands and releases still queued, and the pool (ch_bridge_free). */
 void ch_cmds_free(ch_bridge_t *b);
+/* Count off the posts the loop finished; wake the posters that may go on. */
+void ch_cmds_posts_done(ch_bridge_t *b);
 /* Queue a send; with wait set, the result goes to a ch_wait_t (*wait)
  * instead of an event. */
 int ch_submit(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,

@@ -83,9 +83,16 @@ void ch_send_done(ch_send_t *s, int status, const char *detail)
     b->activity++;
     if (status != CH_OK && b->close_begun)
         lost(b, s, status);
+    if (sc->token == 0 && sc->cmd.kind == CH_CMD_SEND) {
+        /* A post: counted off at the hand-over (flush_signals). */
+        b->cmds.posts_done++;
+        b->cmds.posts_done_bytes += (size_t)s->header_len + s->data_len;
+    }
     if (status == CH_OK && sc->cmd.kind == CH_CMD_SEND && !is_req) {
-        /* The common case: a queued send written or acknowledged. */
-        stage_ok(b, sc->token);
+        /* The common case: a queued send written or acknowledged.  A
+         * post (token 0) has nobody to tell. */
+        if (sc->token != 0)
+            stage_ok(b, sc->token);
         recycle(b, sc);
         return;
     }
@@ -104,7 +111,12 @@ void ch_send_done(ch_send_t *s, int status, const char *detail)
             ch_free(w);
         return;
     }
-    ch_events_push(b, CH_EV_SEND, status, sc->token, NULL, detail);
+    /* A failed post gets its event now: it reserved none.  Without the
+     * memory for it, the failure is still in the node's stats; once the
+     * node closes, posts lost are told with the other losses (lost()). */
+    if (sc->token != 0 ||
+        (!b->close_begun && ch_events_reserve(b, 1) == CH_OK))
+        ch_events_push(b, CH_EV_SEND, status, sc->token, NULL, detail);
     uv_mutex_unlock(&b->mu);
     recycle(b, sc);
 }
@@ -147,6 +159,7 @@ static void flush_signals(ch_bridge_t *b)
     }
     ch_list_move(&c->pool, &c->spare); /* the commands done, to reuse */
     c->pool_seen = (int)c->pool.len;
+    ch_cmds_posts_done(b);
     if (b->sig_msg) {
         ch_recvq_signal(b);
         b->sig_msg = 0;
@@ -209,6 +222,8 @@ static void run_query(ch_bridge_t *b, ch_query_t *q)
     if (q->stats != NULL) {
         q->stats->inbox_bytes = b->rq.inbox.used;
         q->stats->events_dropped = b->events_dropped;
+        ch_cmds_posts_done(b); /* the ones done this turn, too */
+        q->stats->posts_pending = b->cmds.posted;
     }
     q->done = 1;
     uv_cond_broadcast(&b->reqs.cv);
@@ -442,6 +457,7 @@ void ch_loop_main(void *arg)
     ch_events_push(b, CH_EV_CLOSED, CH_ECLOSED, 0, NULL, "node closed");
     uv_cond_broadcast(&b->ev.cv);
     uv_cond_broadcast(&b->rq.cv);
+    uv_cond_broadcast(&b->cmds.post_cv);
     ch_recvq_signal(b);
     uv_mutex_unlock(&b->mu);
 }

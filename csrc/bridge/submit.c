@@ -11,13 +11,56 @@
 #include "bridge/bridge_int.h"
 #include "util/alloc.h"
 
-void ch_cmds_init(ch_bridge_t *b)
+int ch_cmds_init(ch_bridge_t *b)
 {
     ch_list_init(&b->cmds.queue);
     ch_list_init(&b->cmds.rels);
     ch_list_init(&b->cmds.pool);
     ch_list_init(&b->cmds.spare);
     ch_rng_seed(&b->cmds.rng);
+    if (uv_cond_init(&b->cmds.post_cv) != 0)
+        return CH_ENOMEM;
+    b->cmds.post_cv_ready = 1;
+    return CH_OK;
+}
+
+void ch_cmds_posts_done(ch_bridge_t *b)
+{
+    ch_cmds_t *c = &b->cmds;
+    if (c->posts_done == 0)
+        return;
+    c->posted -= c->posts_done;
+    c->posted_bytes -= c->posts_done_bytes;
+    c->posts_done = c->posts_done_bytes = 0;
+    if (c->post_waiters > 0 && c->posted < CH_POST_HWM &&
+        c->posted_bytes < CH_POST_HWM_BYTES)
+        uv_cond_broadcast(&c->post_cv);
+}
+
+/* A post waits while the posts not yet done are over the high-water mark
+ * (one is always let through: a big message alone may exceed the bytes),
+ * until the node's timeout; [mu].  CH_OK, CH_ETIMEDOUT or CH_ECLOSED. */
+static int post_wait(ch_bridge_t *b)
+{
+    ch_cmds_t *c = &b->cmds;
+    uint64_t deadline = 0;
+    int rc = CH_OK;
+    while (!b->closing && !b->closed && c->posted > 0 &&
+           (c->posted >= CH_POST_HWM || c->posted_bytes >= CH_POST_HWM_BYTES)) {
+        uint64_t now = uv_hrtime();
+        if (deadline == 0)
+            deadline = now + c->post_wait_ns;
+        if (now >= deadline) {
+            rc = CH_ETIMEDOUT;
+            break;
+        }
+        c->post_waiters++;
+        uv_cond_timedwait(&c->post_cv, &b->mu, deadline - now);
+        c->post_waiters--;
+    }
+    if (rc == CH_OK && (b->closing || b->closed))
+        rc = CH_ECLOSED;
+    return rc;
 }
 
 int ch_cmds_queues_empty(const ch_bridge_t *b)
@@ -59,6 +102,9 @@ void ch_cmds_free(ch_bridge_t *b)
     ch_list_move(&b->cmds.pool, &b->cmds.spare);
     while ((l = ch_list_pop(&b->cmds.pool)) != NULL)
         ch_free(CH_CONTAINER_OF(l, ch_sendcmd_t, cmd.link));
+    if (b->cmds.post_cv_ready)
+        uv_cond_destroy(&b->cmds.post_cv);
+    b->cmds.post_cv_ready = 0;
 }
 
 /* Fill a command for one send: header, and data unless nocopy, copied
@@ -112,7 +158,7 @@ int ch_submit(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
         *wait = NULL;
     if (header_len > 0xffff || data_len > 0xffffffffu ||
         (dest->ip_protocol != 4 && dest->ip_protocol != 6) ||
-        (nocopy && wait != NULL))
+        (nocopy && wait != NULL) || (token == 0 && wait == NULL && (request || nocopy)))
         return CH_EINVAL;
     if (request && (req = ch_malloc(sizeof(*req))) == NULL)
         return CH_ENOMEM;
@@ -137,9 +183,11 @@ int ch_submit(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
     if (sc != NULL) /* big ones are copied without the lock */
         fill(sc, b, token, dest, data, data_len, header, header_len, flags);
     uv_mutex_lock(&b->mu);
-    if (b->closing) {
+    if (b->closing)
         rc = CH_ECLOSED;
-    } else if (pooled) {
+    else if (token == 0 && w == NULL)
+        rc = post_wait(b);
+    if (rc == CH_OK && pooled) {
         /* Small: a short copy under the lock, one lock for the call. */
         if ((sc = pool_take(b)) == NULL)
             rc = CH_ENOMEM;
@@ -159,7 +207,9 @@ int ch_submit(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
             ch_rng_id(&b->cmds.rng, id);
             ch_send_set_identity(&sc->send, id);
         }
-        if (w == NULL) /* a send event, and a reply event for a request */
+        /* A send event, and a reply event for a request; token 0 (a
+         * post) has none unless it fails (see ch_send_done). */
+        if (w == NULL && token != 0)
             rc = ch_events_reserve(b, request ? 2 : 1);
     }
     if (rc != CH_OK) {
@@ -173,6 +223,10 @@ int ch_submit(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
     }
     if (request)
         ch_reqtab_add(b, req, sc->send.identity, token, w);
+    if (token == 0 && w == NULL) {
+        b->cmds.posted++;
+        b->cmds.posted_bytes += header_len + data_len;
+    }
     ch_cmds_queue(b, &sc->cmd);
     if (wait != NULL)
         *wait = w;

@@ -343,9 +343,11 @@ static void fail_queue(ch_remote_t *r, void *detail)
 static void finish_close(ch_node_t *node)
 {
     char detail[CH_DETAIL_SIZE];
-    uint64_t drain_ms = node->conns.timeout_ms, now = uv_now(node->loop);
-    if (node->linger_ms > 0) /* the linger bounds the whole close */
-        drain_ms = node->linger_end > now ? node->linger_end - now : 0;
+    uint64_t drain_ms, now = uv_now(node->loop);
+    /* The linger bounds the whole close, the last writes (ACKs of
+     * released messages) too: with 0, a write stuck on a peer that reads
+     * nothing kept close() for the whole timeout. */
+    drain_ms = node->linger_end > now ? node->linger_end - now : 0;
     if (node->lingering) {
         if (node->remotes.sends > 0)
             snprintf(detail, sizeof(detail),

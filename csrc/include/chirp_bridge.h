@@ -102,13 +102,21 @@ void ch_bridge_free(ch_bridge_t *b);
 /* Copy a message (data_len bytes of data, header_len of header) and queue
  * it to dest, with the given identity (a reply) or, if NULL, a new one.
  * Its completion arrives as a CH_EV_SEND event with the token (and a
- * CH_EV_REPLY for a request).  Returns CH_OK, or CH_ENOMEM, CH_EINVAL,
+ * CH_EV_REPLY for a request).  Token 0 posts the message: nobody waits
+ * for it, so only a failure gives an event (token 0; not with requests
+ * or CH_SEND_NOCOPY).  Returns CH_OK, or CH_ENOMEM, CH_EINVAL,
  * CH_ECLOSED (then no event follows). */
 int ch_bridge_send(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
                    const char *data, size_t data_len, const char *header,
                    size_t header_len, const uint8_t *identity, int flags);
 /* ch_bridge_send for the common case (no identity, no flags), with fewer
- * arguments: each costs in a binding like cffi. */
+ * arguments: each costs in a binding like cffi.  With token 0 it posts
+ * (see ch_bridge_send), and paces: while CH_POST_HWM posts or
+ * CH_POST_HWM_BYTES (64 MiB) of them are not yet done (written; synchronous:
+ * acknowledged), it waits, up to the node's timeout (then CH_ETIMEDOUT,
+ * and the message is not queued). */
+#define CH_POST_HWM 65536
+#define CH_POST_HWM_BYTES 67108864
 int ch_bridge_post(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
                    const char *data, size_t data_len, const char *header,
                    size_t header_len);

@@ -137,7 +137,8 @@ const char *ch_strerror(int err);
     XX(linger, SECONDS, -1, NULL, 0, 86400, CH_OPT_ZERO_OK | CH_OPT_UNSET,  \
        "seconds a closing node waits for its queued and in-flight sends "   \
        "to complete (written; synchronous: acknowledged) before it fails "  \
-       "the rest; 0: at once; not set: the timeout")                        \
+       "the rest, and its last writes (ACKs) may take; 0: at once; not "    \
+       "set: the timeout")                                                  \
     XX(max_inflight, INT, 16, NULL, 1, 1024, 0,                             \
        "synchronous: messages in flight per remote at most (libchirp "      \
        "peers: 1); this node announces the smaller of it and max_slots "    \
@@ -304,7 +305,8 @@ typedef struct ch_peer_event {
     XX(message_memory, "gauge: bytes of big message buffers held (max_memory)")\
     XX(memory_waits, "times a connection waited for max_memory")            \
     XX(inbox_bytes, "gauge: bytes in the bridge's inbox (bridge only)")     \
-    XX(events_dropped, "peer events not queued: too many waiting (bridge)")
+    XX(events_dropped, "peer events not queued: too many waiting (bridge)") \
+    XX(posts_pending, "gauge: posted messages not yet done (bridge only)")
 
 typedef struct ch_stats {
 #define CH_STATS_FIELD_(name, doc) uint64_t name;

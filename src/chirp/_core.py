@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
-import socket
 import struct
 import threading
 import time
@@ -21,6 +20,7 @@ from collections import deque
 from typing import Any
 
 from . import _futures, _pump
+from ._addresses import Address, AddressBook
 from ._chirp import ffi, lib
 from ._futures import ChirpFuture
 from ._lifecycle import LIVE, Uncached
@@ -28,7 +28,6 @@ from ._limits import BATCH, SLICE_MS
 from ._observe import Observer
 from .config import Config, to_c
 from .errors import (
-    ChirpConnectionError,
     ChirpTimeoutError,
     ClosedError,
     MessageSizeError,
@@ -36,7 +35,6 @@ from .errors import (
 )
 from .message import Message, as_bytes
 
-Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
 
 _BIG_BATCH = 1  # messages too big for the copy buffer taken at once
@@ -87,7 +85,7 @@ def slice_ms(deadline: float | None) -> int:
     return max(0, min(SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
 
 
-class Core:
+class Core(AddressBook):
     """Owns the native bridge.  Node holds it; the pump thread holds it too,
     but never the Node, so an unreferenced Node is collected and closed."""
 
@@ -123,9 +121,8 @@ class Core:
         self.inbox: deque[Message] = deque()
         self.fd_used = False  # see _take_max
         self.local = _Scratch()
-        self.addr_cache: dict[Address, Any] = {}  # (host, port) -> ch_dest_t cdata
+        AddressBook.__init__(self)
         self.links: dict[Any, Any] = {}  # event loop -> _aio.Link
-        self.names: dict[bytes, str] = {}  # raw address -> text
         self.pump_thread = threading.Thread(
             target=_pump.run, args=(self,), name=f"chirp-pump-{self.port}", daemon=True
         )
@@ -157,47 +154,6 @@ class Core:
         """Somebody waits on a Future: the pump hands completions out at once."""
         if not self.closing:
             lib.ch_bridge_hurry(self.b)
-
-    # -- addresses --------------------------------------------------------
-
-    def cached(self, addr: Any) -> Any:
-        """The ch_dest_t of an address seen before, or None."""
-        try:
-            return self.addr_cache.get(addr)
-        except TypeError:  # unhashable (a list): resolve() says what is wrong
-            return None
-
-    def resolve(self, addr: Address) -> Any:
-        """The ch_dest_t for a (host, port) tuple (cached)."""
-        hit = self.cached(addr)
-        if hit is not None:
-            return hit
-        if not isinstance(addr, tuple) or len(addr) < 2:
-            raise TypeError(f"address must be a (host, port) tuple, got {addr!r}")
-        host, port = addr[0], addr[1]
-        if not isinstance(host, str):
-            raise TypeError(f"address host must be a str, got {type(host).__name__}")
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise TypeError(f"address port must be an int, got {type(port).__name__}")
-        if not 1 <= port <= 65535:
-            raise ValueError(f"address port must be in 1..65535, got {port}")
-        dest = ffi.new("ch_dest_t *")
-        proto = ffi.new("uint8_t *")
-        if lib.ch_parse_address(host.encode(), proto, dest.address) != 0:
-            try:
-                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except socket.gaierror as e:
-                raise ChirpConnectionError(f"cannot resolve {host!r}: {e}") from None
-            infos.sort(key=lambda i: i[0] != socket.AF_INET)
-            ip = str(infos[0][4][0])
-            if lib.ch_parse_address(ip.encode(), proto, dest.address) != 0:
-                raise ChirpConnectionError(f"cannot use address {ip!r} of {host!r}")
-        dest.ip_protocol = proto[0]
-        dest.port = port
-        if len(self.addr_cache) > 4096:
-            self.addr_cache.clear()
-        self.addr_cache[(host, port)] = dest
-        return dest
 
     # -- sending ----------------------------------------------------------
 
@@ -374,15 +330,6 @@ class Core:
         return fut
 
     # -- receiving --------------------------------------------------------
-
-    def _address(self, proto: int, raw: bytes) -> str:
-        """Text of a raw address (4 or 16 bytes), cached: peers are few."""
-        name = self.names.get(raw)
-        if name is None:
-            name = socket.inet_ntop(socket.AF_INET6 if proto == 6 else socket.AF_INET, raw)
-            if len(self.names) < 4096:
-                self.names[raw] = name
-        return name
 
     def make_message(self, p: Any) -> Message:
         """A Message from a message still in its slot (the pointer path)."""

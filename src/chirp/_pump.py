@@ -18,10 +18,37 @@ from .errors import ChirpTimeoutError, errname, error_for
 log = logging.getLogger("chirp")
 
 
+class _PostFailures:
+    """Failed posts (nobody waits for them) told on the log: the first at
+    once, then at most one warning a second with how many more failed,
+    so that a dead remote with thousands queued is a few lines."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.detail = ""
+        self.logged_at = -1e9
+
+    def add(self, n: int, detail: str) -> None:
+        self.count += n
+        self.detail = self.detail or detail
+        self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.count or (not force and now - self.logged_at < 1.0):
+            return
+        if self.count == 1:
+            log.warning("a posted message failed: %s", self.detail)
+        else:
+            log.warning("%d posted messages failed, the first: %s", self.count, self.detail)
+        self.count, self.detail, self.logged_at = 0, "", now
+
+
 def run(core: Any) -> None:
     """The pump thread's body: poll events until the node is closed."""
     events = ffi.new("ch_event_t[]", BATCH)
     one = ffi.new("ch_message_t *[1]")  # a reply to release
+    posts = _PostFailures()
     while True:
         wait = SLICE_MS
         if core.deadlines:
@@ -29,10 +56,12 @@ def run(core: Any) -> None:
         n = lib.ch_bridge_poll(core.b, events, BATCH, wait)
         if n == lib.CH_ECLOSED:
             break
-        if n > 0 and _dispatch(core, events, n, one):
+        if n > 0 and _dispatch(core, events, n, one, posts):
             break
+        posts.flush()
         if core.deadlines:
             _expire(core)
+    posts.flush(force=True)
     core.observer.close()
     # close() fails what is left too, but when it ran without waiting
     # for the pump (on this thread, or from the garbage collector) a
@@ -40,8 +69,9 @@ def run(core: Any) -> None:
     core.fail_left()
 
 
-def _dispatch(core: Any, events: Any, n: int, one: Any) -> bool:
-    """Finish the Futures of n events; True once the node closed."""
+def _dispatch(core: Any, events: Any, n: int, one: Any, posts: _PostFailures) -> bool:
+    """Finish the Futures of n events; True once the node closed.  Failed
+    posts (token 0: nobody waits) go to posts, for the log."""
     closed = False
     pending = core.pending
     for i in range(n):
@@ -67,9 +97,12 @@ def _dispatch(core: Any, events: Any, n: int, one: Any) -> bool:
             continue
         if core.keep:
             core.keep.pop(token, None)
+        detail = ffi.string(ev.detail).decode(errors="replace")
+        if token == 0:
+            posts.add(1, detail)
+            continue
         fut = pending.pop(token, None)
         if fut is not None:
-            detail = ffi.string(ev.detail).decode(errors="replace")
             fut._finish(None, error_for(errname(status), detail))
     return closed
 

@@ -15,11 +15,13 @@ from concurrent.futures import Executor
 from typing import Any
 
 from . import _aio, _futures, _observe, _serve
-from ._core import Address, Buffer, Core, post
+from ._addresses import Address
+from ._chirp import lib
+from ._core import Buffer, Core, post
 from ._futures import ChirpFuture
 from ._lifecycle import collected
 from .config import Config
-from .errors import ClosedError
+from .errors import ChirpTimeoutError, ClosedError, error_from
 from .events import PeerEvent, PeerInfo
 from .message import Message
 
@@ -125,16 +127,8 @@ class Node:
         # The hottest call: a known address and small bytes go straight to
         # the core from here; anything else takes the general path.
         core = self._core
-        try:
-            dest = core.addr_cache.get(address)
-        except TypeError:  # unhashable, a list: core.send says what is wrong
-            dest = None
-        if (
-            dest is None
-            or type(data) is not bytes
-            or type(header) is not bytes
-            or len(data) + len(header) > core.small
-        ):
+        dest = core.fast_dest(address, data, header)
+        if dest is None:
             return core.send(address, data, header)
         fut: ChirpFuture[None] = _futures.new_future()
         fut._core_ref = core.ref
@@ -144,6 +138,27 @@ class Node:
         if rc != 0:
             core._refused(rc, token)
         return fut
+
+    def post(self, address: Address, data: Buffer, header: Buffer = b"") -> None:
+        """Queue a message with no Future: the cheapest send.  Nobody waits
+        for its result, so a failure (also a synchronous node's missing
+        acknowledgement) is logged as a warning on the ``chirp`` logger
+        and counted in stats()["sends_failed"]; it is never silent.  What
+        is known at once (closed node, bad arguments) raises here.  Posts
+        are paced: while 65,536 posted messages (or 64 MiB of them) are not
+        yet written (synchronous: acknowledged), post() blocks, at most
+        the node's timeout; then it raises ChirpTimeoutError and this
+        message is not queued."""
+        core = self._core
+        dest = core.fast_dest(address, data, header)
+        if dest is None:
+            if core.closing:
+                raise core.closed_error()
+            dest = core.resolve(address)
+            data, header = core.check(data, header)
+        rc = post(core.b, 0, dest, data, len(data), header, len(header))
+        if rc != 0:
+            raise _post_refused(core, rc)
 
     def send(self, address: Address, data: Buffer, header: Buffer = b"") -> None:
         """Send and block until written / acknowledged; raises on failure."""
@@ -383,6 +398,19 @@ class Node:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<chirp.Node port={self.port} identity={self.identity.hex()} {state}>"
+
+
+def _post_refused(core: Core, rc: int) -> Exception:
+    """Why post() queued nothing."""
+    if rc == lib.CH_ETIMEDOUT:
+        return ChirpTimeoutError(
+            f"post() waited {core.cfg.timeout} s for earlier posts to be done "
+            f"(over {lib.CH_POST_HWM} messages or {lib.CH_POST_HWM_BYTES >> 20} MiB of "
+            "them not yet written or acknowledged): this message was not queued"
+        )
+    if rc == lib.CH_ECLOSED:
+        return core.closed_error()
+    return error_from(rc)
 
 
 def _check_timeout(timeout: float | None) -> float | None:
