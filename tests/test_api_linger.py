@@ -181,3 +181,20 @@ def test_many_sends_close_and_wait(node_factory):
     done, not_done = wait(futs, timeout=0)
     assert not not_done and len(done) == 5000
     assert counter.join() == 5000
+
+
+def test_linger_zero_does_not_wait_for_a_stuck_write(node_factory):
+    """Regression: a receiver that reads nothing leaves a write stuck in
+    the kernel; close(linger=0) returned only after the whole timeout (20 s
+    here), waiting for that write to drain.  It returns at once now."""
+    rx = node_factory(synchronous=False, auto_release=False, max_slots=1)
+    tx = node_factory(synchronous=False, timeout=20.0)
+    target = ("127.0.0.1", rx.port)
+    futs = [tx.send_async(target, b"y" * 64) for _ in range(150_000)]
+    time.sleep(1.0)  # the socket buffers are full meanwhile
+    assert not futs[-1].done()
+    t0 = time.monotonic()
+    tx.close(linger=0)
+    took = time.monotonic() - t0
+    assert took < 5.0, took
+    assert isinstance(futs[-1].exception(timeout=0), chirp.ClosedError)
