@@ -255,18 +255,23 @@ def run_stream(
     timeout: float,
     recv_env: dict | None = None,
     send_env: dict | None = None,
+    beside: Callable[[int], Child] | None = None,
 ) -> tuple[dict, dict]:
-    """Start the receiver, then the sender at its port; both results."""
-    r = s = None
+    """Start the receiver, then the sender at its port; both results.
+    beside(port), if given, starts a process that runs meanwhile (killed
+    at the end), once the receiver is up and before the sender starts."""
+    r = s = b = None
     try:
         r = Child(recv_cmd, env=recv_env)
         port = int(r.expect("READY", 60).split()[0])
+        if beside is not None:
+            b = beside(port)
         s = Child(send_argv(dict(send_spec, port=port)), env=send_env)
         sres = s.result(timeout)
         rres = r.result(timeout)
         return sres, rres
     finally:
-        for c in (s, r):
+        for c in (s, b, r):
             if c is not None:
                 c.kill()
 

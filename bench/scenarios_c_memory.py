@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 
-from harness import BenchError, Child, Env, fd_count, free_port, result_kv, rss_kib
+from harness import BenchError, Child, Env, fd_count, free_port, result_kv, rss_kib, run_stream
 from report import guard, make_row, stream_row
 from worker_util import KIB, now
 
@@ -277,4 +277,38 @@ def scenario6(env: Env) -> list[dict]:
         return out
 
     guard(rows, 6, scase, "chirp", size, soak)
+
+    # A stream into a node that holds nconn idle connections beside it, and
+    # into one that holds none: what the idle ones cost the busy one.
+    n = env.n(300_000, 30_000)
+    icase = f"64 B stream beside {nconn} idle connections"
+
+    def beside(port: int) -> Child:
+        holder = Child(env.chirp_cmd({"role": "conn-holder", "n": nconn, "port": port}), stdin=True)
+        opened = json.loads(holder.expect("OPEN", 120))
+        if opened["open"] < nconn:
+            raise BenchError(f"only {opened['open']} of {nconn} connections opened")
+        time.sleep(1.0)  # the node accepts them and reads their handshakes
+        return holder
+
+    def stream(idle: bool):
+        def go():
+            recv = {"role": "chirp-recv", "count": n, "deadline": env.deadline}
+            recv["max_peer_connections"] = 0
+            send = {"role": "chirp-send", "mode": "async", "size": 64, "count": n}
+            s, r = run_stream(
+                env,
+                env.chirp_cmd(recv),
+                dict(send, deadline=env.deadline),
+                env.chirp_cmd,
+                env.deadline + 30,
+                beside=beside if idle else None,
+            )
+            system = f"chirp, {nconn} idle beside" if idle else "chirp, alone"
+            return stream_row(6, icase, system, 64, n, s, r, ref=idle, peer=not idle)
+
+        return go
+
+    guard(rows, 6, icase, f"chirp, {nconn} idle beside", 64, stream(True))
+    guard(rows, 6, icase, "chirp, alone", 64, stream(False))
     return rows

@@ -24,7 +24,7 @@ from harness import (
     result_kv,
     run_stream,
 )
-from report import err_row, fmt_size, guard, stream_row
+from report import err_row, fmt_size, guard, make_row, stream_row
 from worker_util import KIB, MIB, emit
 
 TLS_ADDRESS = "198.18.0.1"
@@ -351,5 +351,43 @@ def netns_main(spec_json: str) -> int:
                 return stream_row(4, case, system, size, n, s, r, ref=tls, peer=not tls)
 
             guard(rows, 4, case, system, size, go)
+        if size >= MIB:  # the ceiling: OpenSSL alone, no chirp, no Python
+            for mode in ("tls", "plain"):
+                system = f"bare C {'TLS' if mode == 'tls' else 'plaintext'} (tls_ceiling.c)"
+
+                def bare(mode=mode, system=system, n=n):
+                    return _tls_ceiling(spec, mode, system, n, dl)
+
+                guard(rows, 4, case, system, size, bare)
     emit("ROWS", rows)
     return 0
+
+
+def _tls_ceiling(spec: dict, mode: str, system: str, n: int, dl: float) -> dict:
+    """One run of bench/tls_ceiling.c: MiB/s as its receiver saw them."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise BenchError("no C compiler (cc)")
+    exe = os.path.join(os.path.dirname(spec["a"]), "tls_ceiling")
+    if not os.path.exists(exe):
+        src = os.path.join(BENCH_DIR, "tls_ceiling.c")
+        r = subprocess.run(
+            [cc, "-std=c99", "-O2", src, "-lssl", "-lcrypto", "-o", exe],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if r.returncode != 0:
+            raise BenchError("building tls_ceiling failed: " + r.stderr[-1500:])
+    count = max(n, 200)
+    r = subprocess.run(
+        [exe, spec["a"], mode, str(count)], capture_output=True, text=True, timeout=dl + 30
+    )
+    line = next((x for x in r.stdout.splitlines() if "receiver:" in x), "")
+    if r.returncode != 0 or not line:
+        raise BenchError(f"tls_ceiling {mode}: {r.stdout[-500:]} {r.stderr[-500:]}")
+    rate = float(line.split("receiver:")[1].split()[0])  # MiB/s = 1 MiB msg/s
+    # The TLS row's ratio is chirp TLS over it; the plaintext one is for reading.
+    return make_row(4, "TLS vs plaintext stream", system, MIB, count=count, rate=rate,
+                    mbps=rate * MIB / 1e6, note="", ok=True, peer=mode == "tls",
+                    vs="chirp TLS")  # fmt: skip

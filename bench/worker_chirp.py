@@ -40,6 +40,9 @@ def _chirp_node(spec: dict, **extra: object):
         opts["identity"] = bytes.fromhex(spec["identity"])
     if spec.get("slots"):  # the window of an acknowledged stream
         opts["max_slots"] = opts["max_inflight"] = int(spec["slots"])
+    if "max_peer_connections" in spec:  # the harness's idle connections
+        opts["max_peer_connections"] = int(spec["max_peer_connections"])
+        raise_nofile(4096)
     opts.update(extra)
     return chirp.Node(**opts)
 
@@ -339,9 +342,12 @@ def _w_chirp_soak_send(spec: dict) -> dict:
 
 
 def _w_idle_chirp(spec: dict) -> dict:
-    """A node that only accepts connections; lives until stdin closes."""
+    """A node that only accepts connections; lives until stdin closes.  No
+    cap on connections from one address (max_peer_connections, 256 by
+    default): the harness opens them all from 127.0.0.1."""
     nofile = raise_nofile(spec.get("nofile", 4096))
-    with _chirp_node(spec, reuse_time=3600.0, timeout=60.0) as node:
+    opts = {"reuse_time": 3600.0, "timeout": 60.0, "max_peer_connections": 0}
+    with _chirp_node(spec, **opts) as node:
         emit(f"READY {node.port}")
         sys.stdin.read()  # the harness closes stdin to end us
     return {"nofile": nofile}
