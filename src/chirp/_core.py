@@ -47,6 +47,7 @@ _EACH_MIN = 4096  # send_many: messages this big on average are not joined first
 _META = struct.Struct("=6I")  # ch_msg_meta_t: offset serial data_len header_len port flags
 _SAME_SOURCE = lib.CH_META_SAME_SOURCE
 post = lib.ch_bridge_post  # the hot path, bound once
+_new_message = Message.__new__
 
 
 _raw_alloc = ffi.new_allocator(should_clear_after_alloc=False)
@@ -444,24 +445,25 @@ class Core(AddressBook):
         append = msgs.append
         addr: Any = None
         rid: Any = None
+        # The attributes set one by one on a bare instance: no __init__
+        # frame per message (about 15% of building a batch of 64 B ones).
+        new = _new_message
         for off, serial, dl, hl, port, flags in _META.iter_unpack(fmeta[0 : n * _META.size]):
             proto = flags & 0xFF
             if not flags & _SAME_SOURCE:
                 rid = raw[off + 16 : off + 32]
                 addr = address(proto, raw[off + 32 : off + (48 if proto == 6 else 36)])
             body = off + 48
-            append(
-                Message(
-                    raw[body + hl : body + hl + dl] if dl else b"",
-                    raw[body : body + hl] if hl else b"",
-                    raw[off : off + 16],
-                    serial,
-                    addr,
-                    port,
-                    rid,
-                    proto,
-                )
-            )
+            m = new(Message)
+            m.data = raw[body + hl : body + hl + dl] if dl else b""
+            m.header = raw[body : body + hl] if hl else b""
+            m.identity = raw[off : off + 16]
+            m.serial = serial
+            m.address = addr
+            m.port = port
+            m.remote_identity = rid
+            m.ip_protocol = proto
+            append(m)
         if n > max_count:
             self.inbox.extend(msgs[max_count:])
             del msgs[max_count:]
