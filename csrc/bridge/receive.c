@@ -198,12 +198,16 @@ static void copy_out(const ch_message_t *m, const ch_message_t *prev,
         memcpy(p + 3 * CH_ID_SIZE, m->header, m->header_len);
     if (m->data_len > 0)
         memcpy(p + 3 * CH_ID_SIZE + m->header_len, m->data, m->data_len);
+    /* Where things are, not how long: the binding slices without
+     * arithmetic of its own. */
     d->offset = off;
     d->serial = m->serial;
-    d->data_len = m->data_len;
-    d->header_len = m->header_len;
+    d->data_start = off + 3 * CH_ID_SIZE + m->header_len;
+    d->data_end = d->data_start + m->data_len;
     d->port = m->port;
     d->flags = m->ip_protocol;
+    if (m->header_len > 0)
+        d->flags |= CH_META_HEADER;
     if (prev != NULL && prev->port == m->port &&
         prev->ip_protocol == m->ip_protocol &&
         memcmp(prev->address, m->address, 16) == 0 &&

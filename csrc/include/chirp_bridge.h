@@ -202,18 +202,20 @@ int ch_bridge_recv(ch_bridge_t *b, ch_message_t **out, int max,
 /* What ch_bridge_recv_copy stores per message (six 32-bit fields, so
  * that a binding can unpack them in one step); the bytes are in the
  * caller's buffer at offset: identity, remote identity, address (16 bytes
- * each), then header_len bytes of header, then data_len bytes of data. */
+ * each), then the header, then the data. */
 typedef struct ch_msg_meta {
     uint32_t offset;
     uint32_t serial;
-    uint32_t data_len;
-    uint32_t header_len;
+    uint32_t data_start; /* the data is buf[data_start, data_end), the */
+    uint32_t data_end;   /* header buf[offset + 48, data_start) */
     uint32_t port;
-    uint32_t flags; /* ip_protocol, and CH_META_SAME_SOURCE */
+    uint32_t flags; /* ip_protocol, CH_META_SAME_SOURCE, CH_META_HEADER */
 } ch_msg_meta_t;
 /* The message comes from the same remote (address, port, protocol and
  * remote identity) as the one before it in this batch. */
 #define CH_META_SAME_SOURCE 0x100
+/* The message has a header (header_len > 0). */
+#define CH_META_HEADER 0x200
 
 /* Like ch_bridge_recv, but copies the messages into buf and releases them
  * at once (for auto-release receivers: the connection refills while the
