@@ -136,7 +136,7 @@ def test_noop_probe_before_message_after_idle(node_factory):
         )
         assert (port, ident) == (node.port, node.identity)
         cap, frames = frames[0], frames[1:]
-        assert wire.decode_capability(cap["identity"], cap["type"]) == (1, wire.CAP_REJECT, 16)
+        assert wire.decode_capability(cap["identity"], cap["type"]) == (1, wire.CAP_REJECT, 64)
         assert cap["serial"] == 1
         kinds = [(f["type"], f["data"], f["serial"]) for f in frames]
         assert kinds == [(0, b"first", 2), (wire.NOOP, b"", 3), (0, b"second", 4)]

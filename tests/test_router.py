@@ -135,7 +135,10 @@ def test_fewest_inflight_avoids_a_slow_worker(node_factory):
 
     ws, wf = worker(node_factory, slow), worker(node_factory, fast)
     r = Running(chirp.Router(router_node(node_factory), [addr(ws), addr(wf)], "fewest_inflight"))
-    producer = node_factory(synchronous=True)
+    # A window of 16 paces the producer by the router's acknowledgements:
+    # with all 40 at once the router forwards them before either worker
+    # has acknowledged one, and fewest-in-flight is a tie each time.
+    producer = node_factory(synchronous=True, max_inflight=16)
     futs = [producer.send_async(addr(r.router.node), b"%d" % i) for i in range(40)]
     for f in futs:
         f.result(timeout=20)

@@ -46,19 +46,23 @@ static void describe(ch_conn_t *c, char *out, size_t len)
                      len);
 }
 
-/* One allocation per connection: struct, slots, (TLS) its TLS state,
- * slot buffers, read buffer and (TLS) ciphertext buffer; a running
- * connection allocates nothing more for messages that fit the slot
- * buffers.  Only the first three are zeroed: an idle connection that
- * never touches most of its buffers keeps them out of resident memory. */
+/* One allocation per connection: struct, (TLS) its TLS state, slots, the
+ * stack of freed slots, slot buffers, read buffer and (TLS) ciphertext
+ * buffer; a running connection allocates nothing more for messages that
+ * fit the slot buffers.  Only the first two are zeroed, and a slot is
+ * set up when first taken: an idle connection that never touches most of
+ * its slots and buffers keeps them out of resident memory. */
 static ch_conn_t *conn_new(ch_conns_t *cs)
 {
     size_t nslots = (size_t)cs->cfg->max_slots;
     size_t rsize = cs->cfg->buffer_size;
     size_t csize = cs->tls != NULL ? rsize : 0;
     size_t tsize = cs->tls != NULL ? (ch_tls_size() + 15) & ~(size_t)15 : 0;
-    size_t head = sizeof(ch_conn_t) + nslots * sizeof(ch_message_t) + tsize;
-    size_t size = head + nslots * CH_INLINE_SIZE + rsize + csize;
+    size_t ssize = nslots * sizeof(ch_message_t);
+    size_t fsize = (nslots * sizeof(uint16_t) + 15) & ~(size_t)15;
+    size_t head = sizeof(ch_conn_t) + tsize;
+    size_t size = head + ssize + fsize + nslots * CH_INLINE_SIZE + rsize +
+                  csize;
     uint8_t *mem = ch_malloc(size);
     ch_conn_t *c;
     if (mem == NULL)
@@ -68,10 +72,12 @@ static ch_conn_t *conn_new(ch_conns_t *cs)
     memset(mem, 0, head);
     c = (ch_conn_t *)mem;
     mem += sizeof(ch_conn_t);
-    c->slots = (ch_message_t *)mem;
-    mem += nslots * sizeof(ch_message_t);
     c->tls_mem = tsize > 0 ? (ch_tls_t *)(void *)mem : NULL;
     mem += tsize;
+    c->slots = (ch_message_t *)(void *)mem;
+    mem += ssize;
+    c->free_slots = (uint16_t *)(void *)mem;
+    mem += fsize;
     c->inline_bufs = mem;
     mem += nslots * CH_INLINE_SIZE;
     c->rbuf = mem;

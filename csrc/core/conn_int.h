@@ -66,7 +66,11 @@ struct ch_conn {
     int nslots;
     int slots_busy;
     ch_message_t *slots;
-    int next_slot;  /* where take_slot looks first */
+    int slots_used;       /* slots [0, slots_used) were ever taken: the
+                           * others are untouched (not yet resident) */
+    uint16_t *free_slots; /* freed slots, a stack: the one freed last is
+                           * taken first (its buffer is in the cache) */
+    int nfree;
     uint8_t *inline_bufs;
     ch_list_t acks; /* released slots whose ACK waits */
     int stalled;    /* every slot taken, or max_memory: not reading */

@@ -18,12 +18,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 void ch_conn_slots_init(ch_conn_t *c)
 {
-    int i;
-    for (i = 0; i < c->nslots; i++) {
-        c->slots[i].conn_ = c;
-        c->slots[i].index_ = (uint16_t)i;
-        c->slots[i].state_ = CH_MS_FREE;
-    }
+    c->slots_used = 0; /* each slot is set up when first taken */
+    c->nfree = 0;
     ch_list_init(&c->acks);
     ch_list_init(&c->wacks);
 }
@@ -119,6 +115,7 @@ void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)
     drop_buffer(c, m);
     m->state_ = CH_MS_FREE;
     m->rejected_ = 0;
+    c->free_slots[c->nfree++] = m->index_;
     c->slots_busy--;
     c->cs->stats->slots_in_use--;
     if (c->handle_closed) {
@@ -189,7 +186,7 @@ void ch_conn_slots_closed(ch_conn_t *c)
     int i;
     /* Slots still being filled, or waiting for their ACK, are dropped;
      * slots held by the application stay until it releases them. */
-    for (i = 0; i < c->nslots; i++) {
+    for (i = 0; i < c->slots_used; i++) {
         ch_message_t *m = &c->slots[i];
         if (m->state_ == CH_MS_FILLING || m->state_ == CH_MS_ACKQ ||
             m->state_ == CH_MS_ACKWRITE)
@@ -200,29 +197,29 @@ void ch_conn_slots_closed(ch_conn_t *c)
 void ch_conn_slots_free(ch_conn_t *c)
 {
     int i;
-    for (i = 0; i < c->nslots; i++)
+    for (i = 0; i < c->slots_used; i++)
         drop_buffer(c, &c->slots[i]);
 }
 
-/* A free slot, looked for from the one after the last taken: slots are
- * mostly released in the order they were taken, so with many slots the
- * next one is usually free. */
+/* A free slot: the one freed last, else one never taken yet (set up
+ * now); NULL when all are taken. */
 static ch_message_t *take_slot(ch_conn_t *c)
 {
-    int k, i = c->next_slot;
-    for (k = 0; k < c->nslots; k++, i++) {
-        if (i == c->nslots)
-            i = 0;
-        if (c->slots[i].state_ == CH_MS_FREE) {
-            ch_message_t *m = &c->slots[i];
-            c->next_slot = i + 1 == c->nslots ? 0 : i + 1;
-            m->state_ = CH_MS_FILLING;
-            c->slots_busy++;
-            c->cs->stats->slots_in_use++;
-            return m;
-        }
+    ch_message_t *m;
+    if (c->nfree > 0) {
+        m = &c->slots[c->free_slots[--c->nfree]];
+    } else if (c->slots_used < c->nslots) {
+        m = &c->slots[c->slots_used];
+        memset(m, 0, sizeof(*m));
+        m->conn_ = c;
+        m->index_ = (uint16_t)c->slots_used++;
+    } else {
+        return NULL;
     }
-    return NULL;
+    m->state_ = CH_MS_FILLING;
+    c->slots_busy++;
+    c->cs->stats->slots_in_use++;
+    return m;
 }
 
 static void deliver(ch_conn_t *c, ch_message_t *m)

@@ -103,7 +103,7 @@ const char *ch_strerror(int err);
     XX(reuse_time, SECONDS, 30.0, NULL, 0, 86400, 0,                        \
        "an idle connection is closed after max(reuse_time, 3 x timeout) "   \
        "seconds")                                                           \
-    XX(max_slots, INT, 16, NULL, 1, CH_MAX_SLOTS, 0,                        \
+    XX(max_slots, INT, 64, NULL, 1, CH_MAX_SLOTS, 0,                        \
        "receive slots per connection: with every slot held by the "         \
        "application, the connection stops reading and TCP holds the "       \
        "sender back; with max_inflight, the window of chirp peers' "        \
@@ -139,7 +139,7 @@ const char *ch_strerror(int err);
        "to complete (written; synchronous: acknowledged) before it fails "  \
        "the rest, and its last writes (ACKs) may take; 0: at once; not "    \
        "set: the timeout")                                                  \
-    XX(max_inflight, INT, 16, NULL, 1, 1024, 0,                             \
+    XX(max_inflight, INT, 64, NULL, 1, 1024, 0,                             \
        "synchronous: messages in flight per remote at most (libchirp "      \
        "peers: 1); this node announces the smaller of it and max_slots "    \
        "to chirp peers as their window")                                    \

@@ -146,14 +146,16 @@ def _check_path(name: str, value: Any) -> None:
 @dataclass(frozen=True)
 class Config:
     """The options of a :class:`chirp.Node`, checked when made (TypeError or
-    ValueError naming the option); defaults are libchirp's.  The fields
+    ValueError naming the option); defaults are libchirp's, but for
+    max_slots and max_inflight (64, the window of chirp peers' acknowledged
+    streams; libchirp's 16).  The fields
     are the core's option table, written out for type checkers and IDEs (a
     test keeps them equal to the table)."""
 
     port: int = 2998
     timeout: float = 5.0
     reuse_time: float = 30.0
-    max_slots: int = 16
+    max_slots: int = 64
     synchronous: bool = True
     buffer_size: int = 0
     max_msg_size: int = 104857600
@@ -166,7 +168,7 @@ class Config:
     dh_params_pem: str | None = None
     auto_release: bool = True
     linger: float | None = None
-    max_inflight: int = 16
+    max_inflight: int = 64
     spin_us: int = 50
     inbox_size: int = 262144
     max_memory: int = 268435456

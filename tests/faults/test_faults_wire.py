@@ -47,7 +47,7 @@ def _noop_scenario(node_factory):
         fut.result(timeout=2)
         # First after the handshake: the capability frame, serial 1.
         cap = wire.decode_header(conn.read_exact(wire.HEADER_SIZE))
-        assert wire.decode_capability(cap.identity, cap.type) == (1, wire.CAP_REJECT, 16)
+        assert wire.decode_capability(cap.identity, cap.type) == (1, wire.CAP_REJECT, 64)
         assert cap.serial == 1
         ident1, serial, typ, header, data = read_frame(conn)
         assert (serial, typ, header, data) == (2, 0, b"", b"one")

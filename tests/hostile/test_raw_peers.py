@@ -196,7 +196,7 @@ def test_byte_by_byte_handshake_and_message(server, client):
         port, node_ident = wire.decode_handshake(recv_exact(s, 18))
         assert port == server.port and node_ident == server.identity
         cap = wire.decode_header(recv_exact(s, 27))
-        assert wire.decode_capability(cap.identity, cap.type) == (1, wire.CAP_REJECT, 16)
+        assert wire.decode_capability(cap.identity, cap.type) == (1, wire.CAP_REJECT, 64)
         assert wire.capability_max_msg_size(cap.identity) == server.config.max_msg_size
         assert cap.serial == 1
         msg.release()

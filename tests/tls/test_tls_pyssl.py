@@ -25,7 +25,7 @@ def test_tls_client_speaks_chirp(scenario, variant):
     assert d["identity_ok"] and d["remote_identity_ok"], d
     assert d["port"] == 4321, d  # the port from our handshake, not the TCP port
     # the node's capability frame (version 1, its window of 16), inside TLS
-    assert r["capability"] == [1, wire.CAP_REJECT, 16], r
+    assert r["capability"] == [1, wire.CAP_REJECT, 64], r
     # a REQ_ACK message is acknowledged (type ACK, no payload, same identity)
     assert r["second_ok"], r
     assert r["ack"] == {"identity_ok": True, "type": 2, "len": 0}, r
