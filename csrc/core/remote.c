@@ -41,6 +41,7 @@ int ch_remotes_init(ch_remotes_t *t)
 {
     t->sends = 0;
     t->on_idle = NULL;
+    t->last = NULL;
     return ch_htable_init(&t->table, CH_REMOTE_BUCKETS, hash_link);
 }
 
@@ -51,6 +52,7 @@ static void free_link(ch_link_t *l)
 
 void ch_remotes_free(ch_remotes_t *t)
 {
+    t->last = NULL;
     ch_htable_free(&t->table, free_link);
 }
 
@@ -58,15 +60,19 @@ ch_remote_t *ch_remote_get(ch_remotes_t *t, uint8_t proto,
                            const uint8_t address[16], uint16_t port,
                            int create)
 {
-    ch_list_t *bucket =
-        ch_htable_bucket(&t->table, remote_hash(proto, address, port));
+    ch_list_t *bucket;
     ch_link_t *l;
-    ch_remote_t *r;
+    ch_remote_t *r = t->last;
+    /* A stream sends to one remote again and again: no hash for it. */
+    if (r != NULL && r->port == port && r->ip_protocol == proto &&
+        memcmp(r->address, address, 16) == 0)
+        return r;
+    bucket = ch_htable_bucket(&t->table, remote_hash(proto, address, port));
     for (l = ch_list_first(bucket); l != NULL; l = ch_list_next(bucket, l)) {
         r = remote_of(l);
         if (r->port == port && r->ip_protocol == proto &&
             memcmp(r->address, address, 16) == 0)
-            return r;
+            return t->last = r;
     }
     if (!create)
         return NULL;
@@ -80,7 +86,7 @@ ch_remote_t *ch_remote_get(ch_remotes_t *t, uint8_t proto,
     ch_list_init(&r->queue);
     ch_list_init(&r->inflight);
     ch_htable_add(&t->table, &r->hlink);
-    return r;
+    return t->last = r;
 }
 
 typedef struct each_arg {
@@ -110,6 +116,8 @@ static void gc_link(ch_link_t *l, void *arg)
     if (r->nconns == 0 && r->conn == NULL && r->pending == NULL &&
         ch_list_empty(&r->queue) && ch_list_empty(&r->inflight)) {
         ch_htable_remove(&t->table, l);
+        if (t->last == r)
+            t->last = NULL;
         ch_free(r);
     }
 }

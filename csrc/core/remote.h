@@ -39,6 +39,7 @@ struct ch_remotes {
     ch_stats_t *stats; /* the node's: failed sends are counted here */
     /* If set: called when sends drops to 0 (a closing node waits). */
     void (*on_idle)(ch_remotes_t *t);
+    struct ch_remote *last; /* the one ch_remote_get found last, or NULL */
 };
 
 /* CH_OK or CH_ENOMEM. */
