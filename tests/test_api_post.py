@@ -5,6 +5,8 @@ in stats(); what can be known at once raises at once."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -177,3 +179,40 @@ def test_close_wakes_a_blocked_post(node_factory, caplog):
     assert not t.is_alive() and errors
     assert time.monotonic() - started < 10
     assert "posted messages failed" not in caplog.text
+
+
+CTRL_C = """
+import os, signal, threading, time, chirp
+rx = chirp.Node(port=0, synchronous=False, auto_release=False, max_slots=1,
+                disable_encryption=True, bind_v6="")
+tx = chirp.Node(port=0, synchronous=False, timeout=30.0, disable_encryption=True, bind_v6="")
+to = ("127.0.0.1", rx.port)
+tx.send(to, b"warm")
+def interrupt():
+    while tx.stats()["posts_pending"] < chirp._chirp.lib.CH_POST_HWM:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the main thread waits in post() now
+    print("SIGINT", flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+try:
+    while True:
+        tx.post(to, b"y" * 64)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+tx.close(linger=0)
+rx.close()
+"""
+
+
+def test_ctrl_c_ends_a_post_waiting_at_the_mark():
+    """Regression: post() waited at the high-water mark in one C call for
+    the whole timeout (30 s here), so Ctrl-C was seen only then.  It waits
+    in slices now: the KeyboardInterrupt comes at once."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", CTRL_C], capture_output=True, text=True, timeout=120
+    )
+    took = time.monotonic() - started
+    assert "SIGINT" in proc.stdout and "KeyboardInterrupt" in proc.stdout, proc.stderr[-2000:]
+    assert took < 20, took

@@ -174,7 +174,6 @@ int ch_bridge_open(const ch_config_t *config, ch_bridge_t **out, char *err,
     }
     if (rc == CH_OK) {
         b->spin_ns = (uint64_t)config->spin_us * 1000u;
-        b->cmds.post_wait_ns = (uint64_t)(config->timeout * 1e9);
         /* Late replies to requests given up on are dropped for a while:
          * ten times the timeout, a minute at least. */
         b->reqs.drop_ns = (uint64_t)(config->timeout * 10e9);

@@ -129,7 +129,6 @@ typedef struct ch_cmds {
     uv_cond_t post_cv;           /* [mu] they sleep on it */
     int post_cv_ready;
     size_t posts_done, posts_done_bytes; /* [loop] since the hand-over */
-    uint64_t post_wait_ns;       /* [fixed] how long a post may wait */
 } ch_cmds_t;
 
 /* ----------------------------------------------------------------- wake */

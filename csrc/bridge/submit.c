@@ -39,7 +39,9 @@ void ch_cmds_posts_done(ch_bridge_t *b)
 
 /* A post waits while the posts not yet done are over the high-water mark
  * (one is always let through: a big message alone may exceed the bytes),
- * until the node's timeout; [mu].  CH_OK, CH_ETIMEDOUT or CH_ECLOSED. */
+ * CH_POST_SLICE_MS at most: the caller calls again, and checks meanwhile
+ * for its own deadline and for signals (Ctrl-C in a binding); [mu].
+ * CH_OK, CH_EAGAIN or CH_ECLOSED. */
 static int post_wait(ch_bridge_t *b)
 {
     ch_cmds_t *c = &b->cmds;
@@ -49,9 +51,9 @@ static int post_wait(ch_bridge_t *b)
            (c->posted >= CH_POST_HWM || c->posted_bytes >= CH_POST_HWM_BYTES)) {
         uint64_t now = uv_hrtime();
         if (deadline == 0)
-            deadline = now + c->post_wait_ns;
+            deadline = now + (uint64_t)CH_POST_SLICE_MS * 1000000u;
         if (now >= deadline) {
-            rc = CH_ETIMEDOUT;
+            rc = CH_EAGAIN;
             break;
         }
         c->post_waiters++;

@@ -113,10 +113,12 @@ int ch_bridge_send(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
  * arguments: each costs in a binding like cffi.  With token 0 it posts
  * (see ch_bridge_send), and paces: while CH_POST_HWM posts or
  * CH_POST_HWM_BYTES (64 MiB) of them are not yet done (written; synchronous:
- * acknowledged), it waits, up to the node's timeout (then CH_ETIMEDOUT,
- * and the message is not queued). */
+ * acknowledged), it waits, CH_POST_SLICE_MS at most; still full then, it
+ * returns CH_EAGAIN and the message is not queued: call again (a binding
+ * looks for signals and its own deadline in between). */
 #define CH_POST_HWM 65536
 #define CH_POST_HWM_BYTES 67108864
+#define CH_POST_SLICE_MS 200
 int ch_bridge_post(ch_bridge_t *b, uint64_t token, const ch_dest_t *dest,
                    const char *data, size_t data_len, const char *header,
                    size_t header_len);

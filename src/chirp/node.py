@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -26,6 +27,7 @@ from .events import PeerEvent, PeerInfo
 from .message import Message
 
 log = logging.getLogger("chirp")
+_EAGAIN = lib.CH_EAGAIN
 
 
 class _Unset:
@@ -157,6 +159,8 @@ class Node:
             dest = core.resolve(address)
             data, header = core.check(data, header)
         rc = post(core.b, 0, dest, data, len(data), header, len(header))
+        if rc == _EAGAIN:  # at the high-water mark: wait in slices
+            rc = _post_waiting(core, dest, data, header)
         if rc != 0:
             raise _post_refused(core, rc)
 
@@ -398,6 +402,21 @@ class Node:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<chirp.Node port={self.port} identity={self.identity.hex()} {state}>"
+
+
+def _post_waiting(core: Core, dest: Any, data: bytes, header: bytes) -> int:
+    """Post again while the core says it is full (each try waits a slice,
+    so Ctrl-C is seen), up to the node's timeout: the core's code, or
+    CH_ETIMEDOUT."""
+    deadline = time.monotonic() + core.cfg.timeout
+    while True:
+        if core.closing:
+            return int(lib.CH_ECLOSED)
+        if time.monotonic() >= deadline:
+            return int(lib.CH_ETIMEDOUT)
+        rc: int = post(core.b, 0, dest, data, len(data), header, len(header))
+        if rc != _EAGAIN:
+            return rc
 
 
 def _post_refused(core: Core, rc: int) -> Exception:
