@@ -287,3 +287,22 @@ def result_kv(line: str) -> dict:
             except ValueError:
                 d[k] = v
     return d
+
+
+def find_cc() -> str:
+    """The C compiler: $CC, else cc or gcc; BenchError if none."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise BenchError("no C compiler (cc)")
+    return cc
+
+
+def build_program(src: str, exe: str, libs: tuple[str, ...] = ()) -> str:
+    """A one-file C program (no chirp core), built once into exe."""
+    if not os.path.exists(exe):
+        cmd = [find_cc(), "-std=c99", "-O2", src, *libs, "-o", exe]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            name = os.path.basename(src)
+            raise BenchError(f"building {name} failed: " + r.stderr[-1500:])
+    return exe

@@ -10,11 +10,20 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 import subprocess
 import time
 
-from harness import BenchError, Child, Env, fd_count, free_port, result_kv, rss_kib, run_stream
+from harness import (
+    BenchError,
+    Child,
+    Env,
+    fd_count,
+    find_cc,
+    free_port,
+    result_kv,
+    rss_kib,
+    run_stream,
+)
 from report import guard, make_row, stream_row
 from worker_util import KIB, now
 
@@ -25,9 +34,7 @@ def _build_c(env: Env) -> dict:
         return env.built
     if env.src is None:
         raise BenchError("the chirp source tree was not found (--src DIR)")
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise BenchError("no C compiler (cc)")
+    cc = find_cc()
     out = os.path.join(env.tmp, "c")
     os.makedirs(out, exist_ok=True)
     csrc = os.path.join(env.src, "csrc")

@@ -19,6 +19,7 @@ from harness import (
     BenchError,
     Child,
     Env,
+    build_program,
     chirp_cmd,
     free_port,
     result_kv,
@@ -157,19 +158,8 @@ def _reqrep_rows(env: Env, scen: int, case: str, n: int, ref_sys: str) -> list[d
 
 def _build_pingpong(env: Env) -> str:
     """bench/c_pingpong.c, built once: plain TCP round trips, no chirp."""
-    exe = os.path.join(env.tmp, "c_pingpong")
-    if os.path.exists(exe):
-        return exe
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise BenchError("no C compiler (cc)")
     src = os.path.join(env.src, "bench", "c_pingpong.c")
-    r = subprocess.run(
-        [cc, "-std=c99", "-O2", src, "-o", exe], capture_output=True, text=True, timeout=120
-    )
-    if r.returncode != 0:
-        raise BenchError("building c_pingpong failed: " + r.stderr[-1500:])
-    return exe
+    return build_program(src, os.path.join(env.tmp, "c_pingpong"))
 
 
 def scenario2(env: Env) -> list[dict]:
@@ -365,20 +355,11 @@ def netns_main(spec_json: str) -> int:
 
 def _tls_ceiling(spec: dict, mode: str, system: str, n: int, dl: float) -> dict:
     """One run of bench/tls_ceiling.c: MiB/s as its receiver saw them."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise BenchError("no C compiler (cc)")
-    exe = os.path.join(os.path.dirname(spec["a"]), "tls_ceiling")
-    if not os.path.exists(exe):
-        src = os.path.join(BENCH_DIR, "tls_ceiling.c")
-        r = subprocess.run(
-            [cc, "-std=c99", "-O2", src, "-lssl", "-lcrypto", "-o", exe],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if r.returncode != 0:
-            raise BenchError("building tls_ceiling failed: " + r.stderr[-1500:])
+    exe = build_program(
+        os.path.join(BENCH_DIR, "tls_ceiling.c"),
+        os.path.join(os.path.dirname(spec["a"]), "tls_ceiling"),
+        ("-lssl", "-lcrypto"),
+    )
     count = max(n, 200)
     r = subprocess.run(
         [exe, spec["a"], mode, str(count)], capture_output=True, text=True, timeout=dl + 30

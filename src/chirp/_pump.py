@@ -28,8 +28,8 @@ class _PostFailures:
         self.detail = ""
         self.logged_at = -1e9
 
-    def add(self, n: int, detail: str) -> None:
-        self.count += n
+    def add(self, detail: str) -> None:
+        self.count += 1
         self.detail = self.detail or detail
         self.flush()
 
@@ -99,7 +99,7 @@ def _dispatch(core: Any, events: Any, n: int, one: Any, posts: _PostFailures) ->
             core.keep.pop(token, None)
         detail = ffi.string(ev.detail).decode(errors="replace")
         if token == 0:
-            posts.add(1, detail)
+            posts.add(detail)
             continue
         fut = pending.pop(token, None)
         if fut is not None:
