@@ -404,7 +404,7 @@ class Node:
         return f"<chirp.Node port={self.port} identity={self.identity.hex()} {state}>"
 
 
-def _post_waiting(core: Core, dest: Any, data: bytes, header: bytes) -> int:
+def _post_waiting(core: Core, dest: Any, data: Buffer, header: Buffer) -> int:
     """Post again while the core says it is full (each try waits a slice,
     so Ctrl-C is seen), up to the node's timeout: the core's code, or
     CH_ETIMEDOUT."""
