@@ -147,3 +147,11 @@ def test_a_send_callback_sending_while_a_write_is_built(tmp_path) -> None:
     proc = _run_c_test(build_c_test(tmp_path, "nested_flush"))
     assert "big: message too large" in proc.stdout, proc.stdout
     assert "nested flush: ok" in proc.stdout, proc.stdout
+
+
+def test_take_buffer(tmp_path) -> None:
+    """ch_message_take_buffer: nothing to take from a slot's own buffer; a
+    big message's buffer taken once, valid past its release and the
+    nodes' end, and reused for the next big message once freed."""
+    proc = _run_c_test(build_c_test(tmp_path, "take_buffer"))
+    assert "take buffer: ok" in proc.stdout, proc.stdout

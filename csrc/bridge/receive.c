@@ -91,8 +91,10 @@ static ch_message_t *inbox_copy(ch_recvq_t *rq, const ch_message_t *m)
     c = ch_inbox_alloc(&rq->inbox, sizeof(*c) + body);
     if (c == NULL)
         return NULL;
-    *c = *m; /* the public fields count; nobody reads a copy's private ones
-              * (it never goes back to the core: ch_inbox_holds tells) */
+    *c = *m; /* the public fields count; the core never sees a copy (it
+              * does not go back to it: ch_inbox_holds tells) */
+    c->buf_ = NULL; /* nothing for ch_message_take_buffer to take */
+    c->bufcap_ = 0;
     p = (uint8_t *)(c + 1);
     if (m->header_len > 0)
         memcpy(p, m->header, m->header_len);

@@ -8,7 +8,6 @@
 #include "core/send.h"
 #include "wire/reader.h"
 
-#define CH_INLINE_SIZE 1024  /* slot buffer for small messages */
 #define CH_DIRECT_READ 16384 /* payloads this big are read in place */
 
 /* ch_send_t.acked_: its ACK came (1), or a reject (CH_REJECTED), while it

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chirp_testing.h"
 #include "core/conn_int.h"
 #include "util/alloc.h"
 #include "wire/wire.h"
@@ -40,11 +41,14 @@ static void drop_buffer(ch_conn_t *c, ch_message_t *m)
 {
     ch_conns_t *cs = c->cs;
     uint8_t *buf = m->buf_;
+    uint32_t cap = m->bufcap_;
     m->buf_ = NULL;
-    if (buf == NULL || buf == inline_buf(c, m))
-        return;
-    ch_bufcache_put(cs->bufs, buf, m->bufcap_);
-    cs->mem_used -= m->bufcap_;
+    if (cap == 0)
+        return; /* none, or the slot's own */
+    m->bufcap_ = 0;
+    if (buf != NULL) /* else the application took it (take_buffer) */
+        ch_bufcache_put(cs->bufs, buf);
+    cs->mem_used -= cap;
     cs->stats->message_memory = cs->mem_used;
     if (!ch_list_empty(&cs->mem_wait))
         ch_conns_memory_freed(cs);
@@ -92,20 +96,46 @@ static int big_buffer(ch_conn_t *c, ch_message_t *m, uint32_t size)
         }
         return CH_EAGAIN;
     }
-    buf = ch_bufcache_get(cs->bufs, size, &cap);
-    if (buf != NULL && cs->mem_used + cap > cs->cfg->max_memory) {
+    buf = ch_bufcache_get(cs->bufs, size, 0);
+    if (buf != NULL &&
+        cs->mem_used + ch_bufcache_size(buf) > cs->cfg->max_memory) {
         /* A kept buffer bigger than the budget allows: a fresh one. */
-        ch_bufcache_put(cs->bufs, buf, cap);
-        cap = size;
-        buf = ch_malloc(size);
+        ch_bufcache_put(cs->bufs, buf);
+        buf = ch_bufcache_get(cs->bufs, size, 1);
     }
     if (buf == NULL)
         return CH_ENOMEM;
+    cap = ch_bufcache_size(buf);
     m->buf_ = buf;
     m->bufcap_ = cap;
     cs->mem_used += cap;
     cs->stats->message_memory = cs->mem_used;
     return CH_OK;
+}
+
+static long taken_buffers = 0; /* for ch_testing_taken_buffers */
+
+void *ch_message_take_buffer(ch_message_t *m)
+{
+    uint8_t *buf = m->buf_;
+    if (m->state_ != CH_MS_APP || m->bufcap_ == 0 || buf == NULL)
+        return NULL;
+    m->buf_ = NULL; /* bufcap_ stays: the release gives the budget back */
+    __atomic_add_fetch(&taken_buffers, 1, __ATOMIC_RELAXED);
+    return buf;
+}
+
+void ch_message_buffer_free(void *buf)
+{
+    if (buf == NULL)
+        return;
+    __atomic_sub_fetch(&taken_buffers, 1, __ATOMIC_RELAXED);
+    ch_bufcache_return(buf);
+}
+
+long ch_testing_taken_buffers(void)
+{
+    return __atomic_load_n(&taken_buffers, __ATOMIC_RELAXED);
 }
 
 void ch_conn_slot_free(ch_conn_t *c, ch_message_t *m)

@@ -161,6 +161,7 @@ static void setup(ch_node_t *node, uv_loop_t *loop, const ch_config_t *config)
                                          : (uint64_t)(config->linger * 1000.0);
     cs->loop = loop;
     cs->cfg = &node->cfg;
+    ch_bufcache_init(&node->bufs);
     cs->bufs = &node->bufs;
     cs->rng = &node->rng;
     cs->remotes = &node->remotes;

@@ -20,6 +20,9 @@ extern "C" {
 #define CH_HEADER_SIZE 27
 #define CH_MAX_SLOTS 1024
 #define CH_DETAIL_SIZE 256
+/* Header and data up to this size live in a slot's own buffer; bigger
+ * messages get one of their own (see ch_message_take_buffer). */
+#define CH_INLINE_SIZE 1024
 
 /* Message type bits (wire byte 26). */
 #define CH_MSG_REQ_ACK 1
@@ -227,6 +230,17 @@ typedef struct ch_message {
     uint16_t reject_len_;
     uint8_t ack_hdr_[CH_HEADER_SIZE];
 } ch_message_t;
+
+/* Take a held (not yet released) message's buffer without a copy: the
+ * caller owns the memory msg->header and msg->data point into from now
+ * on, past the message's release and the node's end, and frees it with
+ * ch_message_buffer_free.  Returns NULL, taking nothing, when the message
+ * lives in its slot's own small buffer (CH_INLINE_SIZE bytes of header and
+ * data, or less: copy those) or was released.  Any thread may call it:
+ * the core does not touch a held message's buffer.  The node's memory
+ * budget (max_memory) counts the buffer until the message is released. */
+void *ch_message_take_buffer(ch_message_t *msg);
+void ch_message_buffer_free(void *buf);
 
 /* ------------------------------------------------------------ peer events */
 

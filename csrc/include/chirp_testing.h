@@ -18,6 +18,10 @@ void ch_alloc_inject(long fail_after, long fail_every);
 /* Allocations failed on purpose since the last ch_alloc_inject(). */
 long ch_alloc_failures(void);
 
+/* Buffers ch_message_take_buffer handed out and not yet freed with
+ * ch_message_buffer_free (all nodes of the process). */
+long ch_testing_taken_buffers(void);
+
 /* Loop API: close the current connection to dest as if it failed
  * (CH_ECONN), but only while a write on it is in progress: CH_OK,
  * CH_EAGAIN (no write in progress) or CH_EINVAL (no connection). */

@@ -3,7 +3,13 @@
  * written, more than the copy itself for big messages, so a few freed
  * buffers are kept for the next ones (at most CH_BUFCACHE_KEEP bytes in
  * all), and let go after a tick without big messages.  Loop thread only;
- * the node owns one. */
+ * the node owns one.
+ *
+ * A buffer the application took over (ch_message_take_buffer) comes back
+ * from any thread through ch_bufcache_return, into a pool of the process
+ * that every node's cache draws from: without it each taken buffer would
+ * be fresh memory again.  A buffer knows its own size (kept just before
+ * it), so the application hands back only the pointer. */
 #ifndef CH_BUFCACHE_H
 #define CH_BUFCACHE_H
 
@@ -15,21 +21,30 @@
 
 typedef struct ch_bufcache {
     uint8_t *buf[CH_BUFCACHE_SLOTS];
-    uint32_t cap[CH_BUFCACHE_SLOTS];
     int n;
     size_t bytes;
     int used;    /* since the last tick */
     int closing; /* keep nothing more */
 } ch_bufcache_t;
 
-/* A buffer of at least size bytes (its real size in *cap, to be handed
- * back to ch_bufcache_put), or NULL. */
-uint8_t *ch_bufcache_get(ch_bufcache_t *c, uint32_t size, uint32_t *cap);
+/* Set up a node's cache (the process's pool keeps buffers only while a
+ * cache is open). */
+void ch_bufcache_init(ch_bufcache_t *c);
+/* A buffer of at least size bytes (its real size: ch_bufcache_size), or
+ * NULL.  fresh: not a kept one (one of exactly size bytes). */
+uint8_t *ch_bufcache_get(ch_bufcache_t *c, uint32_t size, int fresh);
+/* The size of a buffer ch_bufcache_get gave. */
+uint32_t ch_bufcache_size(const uint8_t *buf);
 /* Keep the buffer for the next message, or free it. */
-void ch_bufcache_put(ch_bufcache_t *c, uint8_t *buf, uint32_t cap);
-/* A timer tick: free what was kept if no big message came since the last. */
+void ch_bufcache_put(ch_bufcache_t *c, uint8_t *buf);
+/* A buffer the application took is done with (any thread): kept in the
+ * process's pool while some node's cache is open, else freed. */
+void ch_bufcache_return(uint8_t *buf);
+/* A timer tick: free what was kept if no big message came since the last
+ * (the process's pool too, if nothing came back to it or left it). */
 void ch_bufcache_tick(ch_bufcache_t *c);
-/* Free what is kept and keep nothing from now on (the node closes). */
+/* Free what is kept and keep nothing from now on (the node closes); the
+ * process's pool is emptied too.  A second call does nothing. */
 void ch_bufcache_close(ch_bufcache_t *c);
 
 #endif
