@@ -147,6 +147,35 @@ def test_a_child_makes_its_own_node_and_talks_to_the_parent(nodes):
     assert out["notes"] == [ROUNDS]
 
 
+def test_a_child_that_drops_views_of_taken_buffers():
+    """Views of buffers received with copy=False, inherited by a child: it
+    reads them, drops them (freeing the buffers in the child) and exits;
+    the parent's views are untouched."""
+    out = _run(
+        1,
+        f"""
+        big = bytes(range(256)) * 1024
+        to = ("127.0.0.1", nodes[0].port)
+        views = []
+        for i in range(4):
+            peer.send(to, big + bytes([i]))
+            views.append(nodes[0].recv(timeout=10, copy=False).view)
+        for _ in range({ROUNDS}):
+            pid = os.fork()
+            if pid == 0:
+                ok = [bytes(v) == big + bytes([i]) for i, v in enumerate(views)]
+                views.clear()
+                import gc
+                gc.collect()
+                sys.exit(0 if all(ok) else 3)
+            statuses.append(os.waitpid(pid, 0)[1])
+        notes.append([bytes(v) == big + bytes([i]) for i, v in enumerate(views)])
+        """,
+    )
+    assert out["statuses"] == [0] * ROUNDS
+    assert out["notes"] == [[True] * 4]
+
+
 def test_a_multiprocessing_fork_pool_fails_promptly():
     out = _run(
         2,

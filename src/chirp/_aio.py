@@ -43,7 +43,7 @@ class Link:
         self.core = core
         self.loop = loop
         self.fd = core.fileno()
-        self.waiters: deque[tuple[asyncio.Future[Any], int, bool]] = deque()
+        self.waiters: deque[tuple[asyncio.Future[Any], int, bool, bool]] = deque()
         self.reading = False
         self.lock = threading.Lock()  # settled and scheduled: any thread
         self.settled: list[tuple[Any, asyncio.Future[Any]]] = []
@@ -148,10 +148,11 @@ class Link:
 
     # -- receiving, on the loop --------------------------------------------
 
-    def want(self, n: int, held: bool) -> asyncio.Future[Any]:
-        """A Future of up to n messages (held: kept in their slots)."""
+    def want(self, n: int, held: bool, copy: bool = True) -> asyncio.Future[Any]:
+        """A Future of up to n messages (held: kept in their slots; copy:
+        see Node.recv)."""
         fut = self.loop.create_future()
-        self.waiters.append((fut, n, held))
+        self.waiters.append((fut, n, held, copy))
         self.deliver()
         if not fut.done() and not self.reading:
             self.loop.add_reader(self.fd, self.deliver)
@@ -162,12 +163,12 @@ class Link:
         """Hand what waits to the waiting coroutines, in order."""
         waiters, inbox = self.waiters, self.core.inbox
         while waiters:
-            fut, n, held = waiters[0]
+            fut, n, held, copy = waiters[0]
             if fut.done():  # cancelled, or timed out
                 waiters.popleft()
                 continue
             try:
-                msgs = self.core.recv_many(max(n, BATCH), 0, held)
+                msgs = self.core.recv_many(max(n, BATCH), 0, held, copy)
             except ChirpTimeoutError:
                 break
             except ClosedError as e:
@@ -220,7 +221,7 @@ class Link:
     def fail(self, exc: BaseException) -> None:
         """The node closed: every waiting receiver gets exc."""
         while self.waiters:
-            fut, _, _ = self.waiters.popleft()
+            fut, _, _, _ = self.waiters.popleft()
             if not fut.done():
                 fut.set_exception(exc)
         self.stop_reading()
@@ -235,7 +236,9 @@ def link(core: Any, loop: asyncio.AbstractEventLoop) -> Link:
     return found
 
 
-async def receive(core: Any, n: int, timeout: float | None, held: bool) -> list[Message]:
+async def receive(
+    core: Any, n: int, timeout: float | None, held: bool, copy: bool = True
+) -> list[Message]:
     """Up to n messages (at least one), waiting up to timeout; the messages
     of a receive that is cancelled go back, first in line."""
     if core.inbox and not held:  # what the last batch left: no waiting
@@ -246,7 +249,7 @@ async def receive(core: Any, n: int, timeout: float | None, held: bool) -> list[
         raise core.closed_error()
     loop = asyncio.get_running_loop()
     lk = link(core, loop)
-    fut = lk.want(n, held)
+    fut = lk.want(n, held, copy)
     timer = loop.call_later(timeout, lk.expire, fut, timeout) if timeout is not None else None
     try:
         msgs: list[Message] = await fut

@@ -33,7 +33,7 @@ from .errors import (
     MessageSizeError,
     error_from,
 )
-from .message import Message, as_bytes
+from .message import Message, _ViewMessage, as_bytes
 
 Buffer = bytes | bytearray | memoryview
 
@@ -49,6 +49,7 @@ _SAME_SOURCE = lib.CH_META_SAME_SOURCE
 _HEADER = lib.CH_META_HEADER
 post = lib.ch_bridge_post  # the hot path, bound once
 _new_message = Message.__new__
+_new_view = _ViewMessage.__new__
 
 
 _raw_alloc = ffi.new_allocator(should_clear_after_alloc=False)
@@ -348,6 +349,31 @@ class Core(AddressBook):
             proto,
         )
 
+    def make_view_message(self, p: Any) -> Message:
+        """A Message whose data stays in the buffer it arrived in (recv
+        with copy=False): a big message's buffer is taken over from the
+        core and freed when the last view of it is gone; a small one lives
+        in its slot, so its data is copied."""
+        hl, dl = p.header_len, p.data_len
+        proto = p.ip_protocol
+        m = _new_view(_ViewMessage)
+        base = lib.ch_message_take_buffer(p)
+        if base == ffi.NULL:
+            m._view = memoryview(ffi.buffer(p.data, dl)[:] if dl else b"").toreadonly()
+        else:
+            # The buffer object keeps the owner alive, and every view of
+            # it (slices too) the buffer object: freed with the last one.
+            owner = ffi.gc(ffi.cast("uint8_t *", base), lib.ch_message_buffer_free, hl + dl)
+            m._view = memoryview(ffi.buffer(owner, hl + dl))[hl:].toreadonly()
+        m.header = ffi.buffer(p.header, hl)[:] if hl else b""
+        m.identity = ffi.buffer(p.identity, 16)[:]
+        m.serial = p.serial
+        m.address = self._address(proto, ffi.buffer(p.address, 16 if proto == 6 else 4)[:])
+        m.port = p.port
+        m.remote_identity = ffi.buffer(p.remote_identity, 16)[:]
+        m.ip_protocol = proto
+        return m
+
     def _take(self, call: Any, deadline: float | None, timeout: float | None) -> int:
         """Run call(wait_ms) until it returns messages (> 0) or 0; raises
         ClosedError, or ChirpTimeoutError at the deadline.  -1: another
@@ -382,30 +408,38 @@ class Core(AddressBook):
                 break
         return out
 
-    def recv_many(self, max_count: int, timeout: float | None, held: bool = False) -> list[Message]:
+    def recv_many(
+        self, max_count: int, timeout: float | None, held: bool = False, copy: bool = True
+    ) -> list[Message]:
         """Up to max_count messages; waits up to timeout for the first one.
         held: each keeps its slot until released, whatever auto_release
-        says (a handler replies first)."""
+        says (a handler replies first).  copy=False: big messages' data
+        stays in the buffer it arrived in (make_view_message)."""
         out = self.from_inbox(max_count)
         if out:
             return out
         deadline = None if timeout is None else time.monotonic() + timeout
         release = self.auto_release and not held
-        if release:
+        if release and copy:
             got = self._recv_copied(max_count, deadline, timeout)
             if got is not None:
                 return got
         arr = self.local.ptrs
-        # With auto_release this path is taken only for messages too big
-        # for the copy buffer: one at a time (a few megabytes of copies
-        # freed together make the C allocator give the memory back to the
-        # system, and the next copies fault it in again page by page: a
-        # 1 MiB stream into recv_many ran at half the rate with 4 here).
-        most = min(max_count, _BIG_BATCH) if release else self._take_max(max_count)
+        # With auto_release and copies this path is taken only for
+        # messages too big for the copy buffer: one at a time (a few
+        # megabytes of copies freed together make the C allocator give the
+        # memory back to the system, and the next copies fault it in again
+        # page by page: a 1 MiB stream into recv_many ran at half the rate
+        # with 4 here).  Without copies, no more than asked for.
+        if not copy:
+            most = min(max_count, BATCH)
+        else:
+            most = min(max_count, _BIG_BATCH) if release else self._take_max(max_count)
         n = self._take(lambda wait: lib.ch_bridge_recv(self.b, arr, most, wait), deadline, timeout)
         if n <= 0:  # another thread left messages for us
-            return self.recv_many(max_count, 0, held)
-        msgs = [self.make_message(arr[i]) for i in range(n)]
+            return self.recv_many(max_count, 0, held, copy)
+        make = self.make_message if copy else self.make_view_message
+        msgs = [make(arr[i]) for i in range(n)]
         if release:
             lib.ch_bridge_release(self.b, arr, n)  # does nothing once closed
         else:

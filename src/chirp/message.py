@@ -53,6 +53,12 @@ class Message:
         self._ptr = ptr
 
     @property
+    def view(self) -> memoryview:
+        """The data as a read-only memoryview.  For a message received
+        with ``copy=False`` this is the buffer it arrived in, not a copy."""
+        return memoryview(self.data).toreadonly()
+
+    @property
     def released(self) -> bool:
         """True once the slot was given back."""
         return getattr(self, "_ptr", None) is None
@@ -101,8 +107,34 @@ class Message:
     def __repr__(self) -> str:
         return (
             f"<chirp.Message from {self.address}:{self.port} serial={self.serial} "
-            f"header={len(self.header)}B data={len(self.data)}B>"
+            f"header={len(self.header)}B data={len(self.view)}B>"
         )
+
+
+class _ViewMessage(Message):
+    """A message received with ``copy=False``: ``view`` is the buffer the
+    data arrived in (taken from the core without a copy, and freed when
+    the last view of it is gone, released or not); ``data`` copies it."""
+
+    __slots__ = ("_view",)
+    _view: memoryview
+
+    @property
+    def data(self) -> bytes:  # type: ignore[override]
+        """A bytes copy of the data, made at the first access."""
+        try:
+            return _DATA.__get__(self)  # type: ignore[no-any-return]
+        except AttributeError:
+            copied = self._view.tobytes()
+            _DATA.__set__(self, copied)
+            return copied
+
+    @property
+    def view(self) -> memoryview:
+        return self._view
+
+
+_DATA: Any = Message.__dict__["data"]  # the slot, under _ViewMessage's property
 
 
 def as_bytes(name: str, value: Any) -> bytes:

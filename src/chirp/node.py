@@ -215,22 +215,37 @@ class Node:
 
     # -- receiving -----------------------------------------------------------
 
-    def recv(self, timeout: float | None = None) -> Message:
+    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Message:
         """The next message; raises TimeoutError (ChirpTimeoutError) if none
-        arrives within timeout seconds (None: wait forever)."""
+        arrives within timeout seconds (None: wait forever).
+
+        copy=False, for big messages: the data is not copied out of the
+        buffer it arrived in; read it through ``msg.view`` (a read-only
+        memoryview).  That buffer is the application's from then on, freed
+        when the last view of it is gone, whether the message was released
+        or the node closed; ``msg.data`` makes a bytes copy.  Messages of up
+        to CH_INLINE_SIZE (1 KiB) of header and data live in their slot,
+        and are copied anyway."""
         inbox = self._core.inbox
-        if inbox and (timeout is None or (type(timeout) is float and timeout >= 0)):
+        if (
+            inbox
+            and copy is True
+            and (timeout is None or (type(timeout) is float and timeout >= 0))
+        ):
             try:  # the batch the last wait brought: no C call, no lock
                 return inbox.popleft()
             except IndexError:  # another thread took it
                 pass
-        return self._core.recv_many(1, _check_timeout(timeout))[0]
+        return self._core.recv_many(1, _check_timeout(timeout), False, _check_copy(copy))[0]
 
-    def recv_many(self, max_count: int = 64, timeout: float | None = None) -> list[Message]:
-        """Up to max_count messages at once, waiting up to timeout for the first."""
+    def recv_many(
+        self, max_count: int = 64, timeout: float | None = None, *, copy: bool = True
+    ) -> list[Message]:
+        """Up to max_count messages at once, waiting up to timeout for the
+        first (copy as for recv)."""
         if max_count < 1:
             raise ValueError(f"max_count must be >= 1, got {max_count}")
-        return self._core.recv_many(max_count, _check_timeout(timeout))
+        return self._core.recv_many(max_count, _check_timeout(timeout), False, _check_copy(copy))
 
     def __iter__(self) -> Node:
         return self
@@ -253,19 +268,26 @@ class Node:
     # On the running loop: the node's event fd wakes waiting receivers, and
     # completions come in batches (_aio.py); no thread per await.
 
-    async def arecv(self, timeout: float | None = None) -> Message:
+    async def arecv(self, timeout: float | None = None, *, copy: bool = True) -> Message:
         """The next message, on asyncio; TimeoutError (ChirpTimeoutError)
         after timeout seconds (None: none), ClosedError once the node
         closes.  A cancelled arecv loses nothing: a message it had already
-        taken goes back, first in line for the next receiver."""
-        return (await _aio.receive(self._core, 1, _check_timeout(timeout), False))[0]
+        taken goes back, first in line for the next receiver.  copy as for
+        recv."""
+        return (
+            await _aio.receive(self._core, 1, _check_timeout(timeout), False, _check_copy(copy))
+        )[0]
 
-    async def arecv_many(self, max_count: int = 64, timeout: float | None = None) -> list[Message]:
+    async def arecv_many(
+        self, max_count: int = 64, timeout: float | None = None, *, copy: bool = True
+    ) -> list[Message]:
         """Up to max_count messages, on asyncio, waiting up to timeout for
-        the first (cancelled, it loses nothing, as arecv)."""
+        the first (cancelled, it loses nothing, as arecv; copy as for recv)."""
         if max_count < 1:
             raise ValueError(f"max_count must be >= 1, got {max_count}")
-        return await _aio.receive(self._core, max_count, _check_timeout(timeout), False)
+        return await _aio.receive(
+            self._core, max_count, _check_timeout(timeout), False, _check_copy(copy)
+        )
 
     def asend(self, address: Address, data: Buffer, header: Buffer = b"") -> ChirpFuture[None]:
         """send() for asyncio: queues the message now and returns a Future to
@@ -440,6 +462,12 @@ def _check_timeout(timeout: float | None) -> float | None:
     if timeout < 0:
         raise ValueError(f"timeout must be >= 0, got {timeout}")
     return float(timeout)
+
+
+def _check_copy(copy: bool) -> bool:
+    if not isinstance(copy, bool):
+        raise TypeError(f"copy must be True or False, got {type(copy).__name__}")
+    return copy
 
 
 def _reply_timeout(timeout: float | None, node_timeout: float) -> float:
