@@ -57,6 +57,16 @@ def scenario1(env: Env) -> list[dict]:
         def chirp_post(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
             return chirp_plain(base, rs, n, size, dl, case, mode="post")
 
+        def chirp_view(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
+            s, r = run_stream(
+                env,
+                env.chirp_cmd(dict(rs, role="chirp-recv", copy=False)),
+                dict(base, role="chirp-send", mode="async"),
+                env.chirp_cmd,
+                dl + 30,
+            )
+            return stream_row(1, case, "chirp recv(copy=False)", size, n, s, r)
+
         def chirp_batch(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
             s, r = run_stream(
                 env,
@@ -91,6 +101,8 @@ def scenario1(env: Env) -> list[dict]:
 
         guard(rows, 1, case, "chirp", size, chirp_plain)
         guard(rows, 1, case, "chirp post()", size, chirp_post)
+        if size == MIB:  # the data's own buffer, handed over
+            guard(rows, 1, case, "chirp recv(copy=False)", size, chirp_view)
         guard(rows, 1, case, "chirp batch API", size, chirp_batch)
         guard(rows, 1, case, "pyzmq PUSH/PULL", size, zmq_, skip=env.zmq_why)
         guard(rows, 1, case, "libchirp async", size, lc, skip=env.lc_why)

@@ -10,6 +10,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import TimeoutError as FutureTimeout
+from types import SimpleNamespace
 
 from worker_util import (
     Deadline,
@@ -91,7 +92,8 @@ def _chirp_batch_wait(handle, n: int, timeout: float) -> tuple[int, int, list]:
 def _w_chirp_recv(spec: dict) -> dict:
     """Stream receiver; the plain loop mirrors _w_zmq_pull's (one blocking
     call per message with a fixed 1 s timeout), the batch loop takes up to
-    spec["batch"] messages per call."""
+    spec["batch"] messages per call.  spec["copy"] False: recv(copy=False),
+    the data read through its view (no copy out of the receive buffer)."""
     import chirp
 
     dl = Deadline(spec["deadline"])
@@ -103,6 +105,12 @@ def _w_chirp_recv(spec: dict) -> dict:
         emit(f"READY {node.port}")
         if not batch:
             recv = node.recv
+            if not spec.get("copy", True):
+
+                def recv(timeout: float, _recv=node.recv) -> SimpleNamespace:
+                    """The data as its view: len() of it copies nothing."""
+                    return SimpleNamespace(data=_recv(timeout=timeout, copy=False).view)
+
             while received < expect and not dl.over():
                 try:
                     msg = recv(timeout=1.0)
