@@ -217,17 +217,24 @@ static void copy_out(const ch_message_t *m, const ch_message_t *prev,
         d->flags |= CH_META_SAME_SOURCE;
 }
 
-int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
-                        char *buf, size_t buflen, int timeout_ms,
-                        size_t *used)
+/* Bytes a message takes in ch_bridge_recv_data's buffer. */
+static size_t data_size(const ch_message_t *m)
 {
-    ch_list_t taken;
-    ch_link_t *l;
-    const ch_message_t *prev = NULL;
+    return m->data_len;
+}
+
+/* Wait for messages and take, in order, as many as fit in buflen bytes
+ * (each size(m) of them), up to max, onto taken.  Returns the count; 0
+ * with *used set to the first one's size when even it does not fit; or
+ * CH_ETIMEDOUT / CH_ECLOSED. */
+static int take_fitting(ch_bridge_t *b, ch_list_t *taken, int max,
+                        size_t buflen, int timeout_ms, size_t *used,
+                        size_t (*size_of)(const ch_message_t *))
+{
     size_t off = 0;
     int n = 0;
     *used = 0;
-    ch_list_init(&taken);
+    ch_list_init(taken);
     if (buflen > 0xffffffffu)
         buflen = 0xffffffffu; /* offsets are 32 bits */
     uv_mutex_lock(&b->mu);
@@ -236,23 +243,45 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         uv_mutex_unlock(&b->mu);
         return rc;
     }
-    /* Take what fits; copy it without the lock (the loop thread queues
-     * new messages meanwhile), then hand the slots back. */
     while (n < max && !ch_list_empty(&b->rq.msgs)) {
-        size_t size = copy_size(msg_of(ch_list_first(&b->rq.msgs)));
+        size_t size = size_of(msg_of(ch_list_first(&b->rq.msgs)));
         if (off + size > buflen) {
             if (n == 0)
                 *used = size; /* the caller's buffer is too small */
             break;
         }
-        ch_list_push(&taken, &take(b)->link);
+        ch_list_push(taken, &take(b)->link);
         off += size;
         n++;
     }
     uv_mutex_unlock(&b->mu);
-    if (n == 0)
-        return 0;
-    off = 0;
+    return n;
+}
+
+/* The taken messages were copied: their slots go back to the core. */
+static void hand_back(ch_bridge_t *b, ch_list_t *taken)
+{
+    uv_mutex_lock(&b->mu);
+    if (!b->closing) {
+        give_back(b, taken);
+        ch_wake_expect_answer(b);
+    }
+    uv_mutex_unlock(&b->mu);
+}
+
+int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
+                        char *buf, size_t buflen, int timeout_ms,
+                        size_t *used)
+{
+    ch_list_t taken;
+    ch_link_t *l;
+    const ch_message_t *prev = NULL;
+    size_t off = 0;
+    int n = take_fitting(b, &taken, max, buflen, timeout_ms, used, copy_size);
+    if (n <= 0)
+        return n;
+    /* Copied without the lock: the loop thread queues new messages
+     * meanwhile. */
     n = 0;
     for (l = ch_list_first(&taken); l != NULL; l = ch_list_next(&taken, l)) {
         const ch_message_t *m = msg_of(l);
@@ -261,12 +290,29 @@ int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
         prev = m;
     }
     *used = off;
-    uv_mutex_lock(&b->mu);
-    if (!b->closing) {
-        give_back(b, &taken);
-        ch_wake_expect_answer(b);
+    hand_back(b, &taken);
+    return n;
+}
+
+int ch_bridge_recv_data(ch_bridge_t *b, uint32_t *ends, int max, char *buf,
+                        size_t buflen, int timeout_ms, size_t *used)
+{
+    ch_list_t taken;
+    ch_link_t *l;
+    size_t off = 0;
+    int n = take_fitting(b, &taken, max, buflen, timeout_ms, used, data_size);
+    if (n <= 0)
+        return n;
+    n = 0;
+    for (l = ch_list_first(&taken); l != NULL; l = ch_list_next(&taken, l)) {
+        const ch_message_t *m = msg_of(l);
+        if (m->data_len > 0)
+            memcpy(buf + off, m->data, m->data_len);
+        off += m->data_len;
+        ends[n++] = (uint32_t)off;
     }
-    uv_mutex_unlock(&b->mu);
+    *used = off;
+    hand_back(b, &taken);
     return n;
 }
 

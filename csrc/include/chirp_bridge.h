@@ -227,6 +227,12 @@ typedef struct ch_msg_meta {
 int ch_bridge_recv_copy(ch_bridge_t *b, ch_msg_meta_t *meta, int max,
                         char *buf, size_t buflen, int timeout_ms,
                         size_t *used);
+/* Like ch_bridge_recv_copy, but copies only each message's data, one
+ * after the other: message i is buf[ends[i-1], ends[i]) (ends[-1] being
+ * 0).  Header, sender and identity are dropped: for streams whose
+ * receiver wants the data alone. */
+int ch_bridge_recv_data(ch_bridge_t *b, uint32_t *ends, int max, char *buf,
+                        size_t buflen, int timeout_ms, size_t *used);
 /* Release messages obtained from ch_bridge_recv or a reply, each once: a
  * message's memory may hold the next message right after. */
 void ch_bridge_release(ch_bridge_t *b, ch_message_t **msgs, int n);

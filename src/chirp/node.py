@@ -247,6 +247,16 @@ class Node:
             raise ValueError(f"max_count must be >= 1, got {max_count}")
         return self._core.recv_many(max_count, _check_timeout(timeout), False, _check_copy(copy))
 
+    def recv_many_data(self, max_count: int = 64, timeout: float | None = None) -> list[bytes]:
+        """The data of up to max_count messages, as bytes, waiting up to
+        timeout for the first: no Message objects, so no header, sender or
+        identity (as a PULL socket's recv gives), and the cheapest receive
+        for a stream.  Each message is released as it is handed out,
+        whatever auto_release says (nothing is left to release)."""
+        if max_count < 1:
+            raise ValueError(f"max_count must be >= 1, got {max_count}")
+        return self._core.recv_data(max_count, _check_timeout(timeout))
+
     def __iter__(self) -> Node:
         return self
 
