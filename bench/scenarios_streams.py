@@ -67,15 +67,19 @@ def scenario1(env: Env) -> list[dict]:
             )
             return stream_row(1, case, "chirp recv(copy=False)", size, n, s, r)
 
-        def chirp_batch(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
+        def chirp_batch(base=base, rs=rs, n=n, size=size, dl=dl, case=case, data_only=False):
             s, r = run_stream(
                 env,
-                env.chirp_cmd(dict(rs, role="chirp-recv", batch=256)),
+                env.chirp_cmd(dict(rs, role="chirp-recv", batch=256, data_only=data_only)),
                 dict(base, role="chirp-send", mode="batch"),
                 env.chirp_cmd,
                 dl + 30,
             )
-            return stream_row(1, case, "chirp batch API", size, n, s, r)
+            system = "chirp batch, data only" if data_only else "chirp batch API"
+            return stream_row(1, case, system, size, n, s, r)
+
+        def chirp_data(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
+            return chirp_batch(base, rs, n, size, dl, case, data_only=True)
 
         def zmq_(base=base, rs=rs, n=n, size=size, dl=dl, case=case):
             s, r = run_stream(
@@ -104,6 +108,7 @@ def scenario1(env: Env) -> list[dict]:
         if size == MIB:  # the data's own buffer, handed over
             guard(rows, 1, case, "chirp recv(copy=False)", size, chirp_view)
         guard(rows, 1, case, "chirp batch API", size, chirp_batch)
+        guard(rows, 1, case, "chirp batch, data only", size, chirp_data)
         guard(rows, 1, case, "pyzmq PUSH/PULL", size, zmq_, skip=env.zmq_why)
         guard(rows, 1, case, "libchirp async", size, lc, skip=env.lc_why)
     return rows

@@ -92,8 +92,9 @@ def _chirp_batch_wait(handle, n: int, timeout: float) -> tuple[int, int, list]:
 def _w_chirp_recv(spec: dict) -> dict:
     """Stream receiver; the plain loop mirrors _w_zmq_pull's (one blocking
     call per message with a fixed 1 s timeout), the batch loop takes up to
-    spec["batch"] messages per call.  spec["copy"] False: recv(copy=False),
-    the data read through its view (no copy out of the receive buffer)."""
+    spec["batch"] messages per call (spec["data_only"]: recv_many_data).
+    spec["copy"] False: recv(copy=False), the data read through its view
+    (no copy out of the receive buffer)."""
     import chirp
 
     dl = Deadline(spec["deadline"])
@@ -122,9 +123,13 @@ def _w_chirp_recv(spec: dict) -> dict:
                 t_last = t
                 received += 1
                 nbytes += len(msg.data)
+        data_only = spec.get("data_only", False)
         while batch and received < expect and not dl.over():
             try:
-                msgs = node.recv_many(batch, timeout=1.0)
+                if data_only:
+                    msgs = node.recv_many_data(batch, timeout=1.0)
+                else:
+                    msgs = node.recv_many(batch, timeout=1.0)
             except chirp.ChirpTimeoutError:
                 continue
             t = now()
@@ -132,6 +137,9 @@ def _w_chirp_recv(spec: dict) -> dict:
                 t_first, first = t, len(msgs)
             t_last = t
             received += len(msgs)
+            if data_only:
+                nbytes += sum(map(len, msgs))
+                continue
             for m in msgs:
                 nbytes += len(m.data)
     return recv_report(received, nbytes, t_first, t_last, first)
