@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
 #include <string.h>
+#include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/bufcache.h"
@@ -21,6 +22,7 @@ static struct {
     size_t bytes;
     int used;  /* since a tick looked */
     int caches; /* nodes' caches open: with none, nothing is kept */
+    pid_t pid;  /* of the process they are open in (not a forked child) */
 } pool;
 static char pool_lock;
 
@@ -93,6 +95,10 @@ void ch_bufcache_init(ch_bufcache_t *c)
 {
     memset(c, 0, sizeof(*c));
     if (lock_hard()) {
+        if (pool.pid != getpid()) { /* the first, or the first in a child */
+            pool.pid = getpid();
+            pool.caches = 0;
+        }
         pool.caches++;
         unlock();
     }
@@ -131,7 +137,8 @@ void ch_bufcache_return(uint8_t *buf)
 {
     uint32_t size = ch_bufcache_size(buf);
     if (try_lock()) {
-        if (pool.caches > 0 && pool.n < CH_BUFCACHE_SLOTS &&
+        if (pool.caches > 0 && pool.pid == getpid() &&
+            pool.n < CH_BUFCACHE_SLOTS &&
             pool.bytes + size <= CH_BUFCACHE_KEEP) {
             pool.buf[pool.n++] = buf;
             pool.bytes += size;

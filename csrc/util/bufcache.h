@@ -38,7 +38,8 @@ uint32_t ch_bufcache_size(const uint8_t *buf);
 /* Keep the buffer for the next message, or free it. */
 void ch_bufcache_put(ch_bufcache_t *c, uint8_t *buf);
 /* A buffer the application took is done with (any thread): kept in the
- * process's pool while some node's cache is open, else freed. */
+ * process's pool while some node's cache is open in this process (a
+ * child forked from it frees them), else freed. */
 void ch_bufcache_return(uint8_t *buf);
 /* A timer tick: free what was kept if no big message came since the last
  * (the process's pool too, if nothing came back to it or left it). */
