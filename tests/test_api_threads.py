@@ -102,6 +102,40 @@ def test_many_senders_many_receivers(node_factory, sync):
             assert all(a < b for a, b in zip(ser, ser[1:], strict=False)), t
 
 
+def test_threads_sending_to_different_nodes_never_swap_addresses(node_factory):
+    """Four threads, each streaming to a node of its own through the one
+    sending node, with send_async and post in turns: every message reaches
+    the node its thread addressed (the sender remembers the last address
+    it saw; threads must not get each other's)."""
+    tx = node_factory(synchronous=False)
+    rxs = [node_factory(synchronous=False) for _ in range(4)]
+    per_thread = 3000
+    errors: list = []
+
+    def stream(t: int) -> None:
+        to = addr(rxs[t])  # one tuple, passed again and again
+        try:
+            for i in range(per_thread):
+                if i % 2:
+                    tx.post(to, b"%d:%d" % (t, i))
+                else:
+                    tx.send_async(to, b"%d:%d" % (t, i))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stream, args=(t,), daemon=True) for t in range(4)]
+    for th in threads:
+        th.start()
+    _join_all(threads, 60)
+    assert not errors, errors[:3]
+    for t, rx in enumerate(rxs):
+        got: list[bytes] = []
+        while len(got) < per_thread:
+            got += rx.recv_many_data(1000, timeout=10)
+        assert {d.split(b":")[0] for d in got} == {b"%d" % t}
+        assert sorted(int(d.split(b":")[1]) for d in got) == list(range(per_thread))
+
+
 def test_send_async_from_many_threads(node_factory):
     threads_n, per = 8, 100
     rx = node_factory(synchronous=False)

@@ -11,6 +11,7 @@ from ._chirp import ffi, lib
 from .errors import ChirpConnectionError
 
 Address = tuple[str, int]
+_NOTHING = object()  # no address is this
 
 
 class AddressBook:
@@ -21,6 +22,10 @@ class AddressBook:
     def __init__(self) -> None:
         self.addr_cache: dict[Address, Any] = {}  # (host, port) -> ch_dest_t cdata
         self.names: dict[bytes, str] = {}  # raw address -> text
+        # The last address fast_dest found, and its ch_dest_t, as one
+        # object (threads replace it whole): a stream passing the same
+        # tuple again is known without hashing it.
+        self.last: tuple[Any, Any] = (_NOTHING, None)
 
     def cached(self, addr: Any) -> Any:
         """The ch_dest_t of an address seen before, or None."""
@@ -32,12 +37,19 @@ class AddressBook:
     def fast_dest(self, addr: Any, data: Any, header: Any) -> Any:
         """The ch_dest_t when the fast path may send: a known address and
         small bytes (nothing to check); else None (the general path)."""
-        try:
-            dest = self.addr_cache.get(addr)
-        except TypeError:  # unhashable, a list: the general path says why
-            return None
         if type(data) is not bytes or type(header) is not bytes:
             return None
+        last = self.last
+        if addr is last[0]:
+            dest = last[1]
+        else:
+            try:
+                dest = self.addr_cache.get(addr)
+            except TypeError:  # unhashable, a list: the general path says why
+                return None
+            if dest is None:
+                return None
+            self.last = (addr, dest)
         return dest if len(data) + len(header) <= self.small else None
 
     def resolve(self, addr: Address) -> Any:

@@ -150,6 +150,7 @@ class Core(AddressBook):
         self.forked = True
         self.closing = True
         self.addr_cache = Uncached()
+        self.last = (None, None)  # (addr is None: never a hit for a tuple)
         self.inbox = deque()
         self.b = ffi.gc(self.b, None)  # no ch_bridge_free in this process
 
