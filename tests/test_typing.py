@@ -42,7 +42,7 @@ def test_typical_use_passes_and_classic_mistakes_are_caught(tmp_path):
             for n, line in enumerate(f, 1)
             if (m := re.search(r"# error: ([a-z-]+)", line))
         }
-    assert len(marked) == 4 and found == marked, out
+    assert len(marked) == 6 and found == marked, out
 
 
 def test_node_takes_every_option_as_a_typed_keyword():

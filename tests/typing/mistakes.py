@@ -1,4 +1,4 @@
-"""Three classic mistakes; mypy --strict must report each, on the line
+"""Classic mistakes; mypy --strict must report each, on the line
 marked with its error code (tests/test_typing.py)."""
 
 from __future__ import annotations
@@ -13,3 +13,5 @@ def mistakes(peer: tuple[str, int]) -> None:
         answer: bytes = node.request(peer, b"q")  # error: assignment
         print(answer)
         chirp.Node(prot=0)  # error: call-arg
+        datas: list[chirp.Message] = node.recv_many_data(8)  # error: assignment
+        node.recv(1.0, False)  # error: call-arg

@@ -18,7 +18,10 @@ def blocking(peer: tuple[str, int]) -> bytes:
         msg = node.recv(timeout=1.0)
         node.reply(msg, msg.data)
         reply: chirp.Message = node.request_async(peer, b"q").result(timeout=2.0)
-        return answer.data + reply.data
+        datas: list[bytes] = node.recv_many_data(256, timeout=0.5)
+        big = node.recv(timeout=1.0, copy=False)
+        view: memoryview = big.view
+        return answer.data + reply.data + b"".join(datas) + view.tobytes()
 
 
 async def on_asyncio(peer: tuple[str, int]) -> list[chirp.Message]:
