@@ -14,4 +14,5 @@ def mistakes(peer: tuple[str, int]) -> None:
         print(answer)
         chirp.Node(prot=0)  # error: call-arg
         datas: list[chirp.Message] = node.recv_many_data(8)  # error: assignment
+        print(datas)
         node.recv(1.0, False)  # error: call-arg
