@@ -96,12 +96,12 @@ static int big_buffer(ch_conn_t *c, ch_message_t *m, uint32_t size)
         }
         return CH_EAGAIN;
     }
-    buf = ch_bufcache_get(cs->bufs, size, 0);
+    buf = ch_bufcache_get(cs->bufs, size);
     if (buf != NULL &&
         cs->mem_used + ch_bufcache_size(buf) > cs->cfg->max_memory) {
         /* A kept buffer bigger than the budget allows: a fresh one. */
         ch_bufcache_put(cs->bufs, buf);
-        buf = ch_bufcache_get(cs->bufs, size, 1);
+        buf = ch_bufcache_fresh(size);
     }
     if (buf == NULL)
         return CH_ENOMEM;

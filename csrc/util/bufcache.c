@@ -2,6 +2,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* libuv's headers need POSIX types under -std=c99 */
 #endif
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,9 +14,11 @@
 #define CH_BUF_PREFIX 16
 
 /* The process's pool of buffers handed back by the application, from any
- * thread.  Its lock is only ever tried, never waited for: when it is busy
- * a buffer is freed, or a fresh one allocated, instead.  So nothing spins,
- * and a child forked while another thread held it cannot hang on it. */
+ * thread.  Its lock is held for a few instructions.  A message's path only
+ * tries it: when it is busy a buffer is freed, or a fresh one allocated,
+ * instead.  A cache that opens or closes tries a bounded number of times
+ * (lock_hard).  So a child forked while another thread held the lock
+ * cannot hang on it. */
 static struct {
     uint8_t *buf[CH_BUFCACHE_SLOTS];
     int n;
@@ -32,14 +35,16 @@ static int try_lock(void)
 }
 
 /* For what must happen (a cache opens or closes): tries a bounded number
- * of times (0: the lock stayed busy, as in a child forked while another
- * thread held it). */
+ * of times, yielding the CPU to a holder in between (0: the lock stayed
+ * busy, as in a child forked while another thread held it). */
 static int lock_hard(void)
 {
     int i;
-    for (i = 0; i < 1000000; i++)
+    for (i = 0; i < 10000; i++) {
         if (try_lock())
             return 1;
+        sched_yield();
+    }
     return 0;
 }
 
@@ -48,7 +53,7 @@ static void unlock(void)
     __atomic_clear(&pool_lock, __ATOMIC_RELEASE);
 }
 
-static uint8_t *fresh(uint32_t size)
+uint8_t *ch_bufcache_fresh(uint32_t size)
 {
     uint8_t *p = ch_malloc((size_t)size + CH_BUF_PREFIX);
     if (p == NULL)
@@ -104,12 +109,10 @@ void ch_bufcache_init(ch_bufcache_t *c)
     }
 }
 
-uint8_t *ch_bufcache_get(ch_bufcache_t *c, uint32_t size, int want_fresh)
+uint8_t *ch_bufcache_get(ch_bufcache_t *c, uint32_t size)
 {
-    uint8_t *buf = NULL;
+    uint8_t *buf;
     c->used = 1;
-    if (want_fresh)
-        return fresh(size);
     buf = take_fit(c->buf, &c->n, &c->bytes, size);
     if (buf == NULL && try_lock()) {
         if (pool.n > 0) {
@@ -118,7 +121,7 @@ uint8_t *ch_bufcache_get(ch_bufcache_t *c, uint32_t size, int want_fresh)
         }
         unlock();
     }
-    return buf != NULL ? buf : fresh(size);
+    return buf != NULL ? buf : ch_bufcache_fresh(size);
 }
 
 void ch_bufcache_put(ch_bufcache_t *c, uint8_t *buf)

@@ -30,10 +30,13 @@ typedef struct ch_bufcache {
 /* Set up a node's cache (the process's pool keeps buffers only while a
  * cache is open). */
 void ch_bufcache_init(ch_bufcache_t *c);
-/* A buffer of at least size bytes (its real size: ch_bufcache_size), or
- * NULL.  fresh: not a kept one (one of exactly size bytes). */
-uint8_t *ch_bufcache_get(ch_bufcache_t *c, uint32_t size, int fresh);
-/* The size of a buffer ch_bufcache_get gave. */
+/* A buffer of at least size bytes, kept or new (its real size:
+ * ch_bufcache_size), or NULL. */
+uint8_t *ch_bufcache_get(ch_bufcache_t *c, uint32_t size);
+/* A new buffer of exactly size bytes (for ch_bufcache_put or _return
+ * like the others), or NULL. */
+uint8_t *ch_bufcache_fresh(uint32_t size);
+/* The size of a buffer ch_bufcache_get or ch_bufcache_fresh gave. */
 uint32_t ch_bufcache_size(const uint8_t *buf);
 /* Keep the buffer for the next message, or free it. */
 void ch_bufcache_put(ch_bufcache_t *c, uint8_t *buf);

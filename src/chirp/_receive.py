@@ -48,18 +48,10 @@ class Receiver:
 
     def make_message(self, p: Any) -> Message:
         """A Message from a message still in its slot (the pointer path)."""
-        hl, dl = p.header_len, p.data_len
-        proto = p.ip_protocol
-        return Message(
-            ffi.buffer(p.data, dl)[:] if dl else b"",
-            ffi.buffer(p.header, hl)[:] if hl else b"",
-            ffi.buffer(p.identity, 16)[:],
-            p.serial,
-            self._address(proto, ffi.buffer(p.address, 16 if proto == 6 else 4)[:]),
-            p.port,
-            ffi.buffer(p.remote_identity, 16)[:],
-            proto,
-        )
+        m = _new_message(Message)
+        dl = p.data_len
+        m.data = ffi.buffer(p.data, dl)[:] if dl else b""
+        return self._fill(m, p)
 
     def make_view_message(self, p: Any) -> Message:
         """A Message whose data stays in the buffer it arrived in (recv
@@ -67,7 +59,6 @@ class Receiver:
         core and freed when the last view of it is gone; a small one lives
         in its slot, so its data is copied."""
         hl, dl = p.header_len, p.data_len
-        proto = p.ip_protocol
         m = _new_view(_ViewMessage)
         base = lib.ch_message_take_buffer(p)
         if base == ffi.NULL:
@@ -77,6 +68,12 @@ class Receiver:
             # it (slices too) the buffer object: freed with the last one.
             owner = ffi.gc(ffi.cast("uint8_t *", base), lib.ch_message_buffer_free, hl + dl)
             m._view = memoryview(ffi.buffer(owner, hl + dl))[hl:].toreadonly()
+        return self._fill(m, p)
+
+    def _fill(self, m: Message, p: Any) -> Message:
+        """Everything but the data, copied from a message in its slot."""
+        hl = p.header_len
+        proto = p.ip_protocol
         m.header = ffi.buffer(p.header, hl)[:] if hl else b""
         m.identity = ffi.buffer(p.identity, 16)[:]
         m.serial = p.serial
@@ -223,9 +220,7 @@ class Receiver:
         if self.inbox:  # what a recv_many before left: its Messages' data
             msgs = self.from_inbox(max_count)
             if msgs:
-                for m in msgs:
-                    m.release()  # held ones (auto_release off); else nothing
-                return [m.data for m in msgs]
+                return _data_of(msgs)
         deadline = None if timeout is None else time.monotonic() + timeout
         local = self.local
         meta, buf, fb, fmeta = local.copy_buffers()
@@ -245,9 +240,7 @@ class Receiver:
             except ChirpTimeoutError:  # another thread took it: wait again
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 return self.recv_data(max_count, left)
-            for m in msgs:
-                m.release()  # held (auto_release off); else nothing
-            return [m.data for m in msgs]
+            return _data_of(msgs)
         end = used[0]
         raw = fb[0:end] if end <= n * 4096 else fb  # as in _recv_copied
         out: list[bytes] = []
@@ -265,3 +258,11 @@ class Receiver:
         one = self.local.one
         one[0] = ptr
         lib.ch_bridge_release(self.b, one, 1)
+
+
+def _data_of(msgs: list[Message]) -> list[bytes]:
+    """recv_data from Messages: their data, each released (held ones,
+    with auto_release off; for the others release() does nothing)."""
+    for m in msgs:
+        m.release()
+    return [m.data for m in msgs]
