@@ -127,6 +127,29 @@ def test_request_timeouts_are_checked_alike(node_factory, bad, error, text):
     assert node.stats()["messages_sent"] == 0
 
 
+def test_recv_checks_the_timeout_when_the_inbox_holds_messages(pair):
+    """recv() hands out what a batch left in the inbox without a C call,
+    for an int timeout as for a float; a bad one is still refused there,
+    naming what was wrong, and loses nothing."""
+    a, b = pair
+    sent = [b"i%d" % i for i in range(200)]
+    for f in [a.send_async(addr(b), d) for d in sent]:
+        f.result(timeout=10)
+    got = [m.data for m in b.recv_many(1, timeout=10)]
+    assert b._core.inbox, "one batch should have brought more than one"
+    for bad, error, text in (
+        (True, TypeError, "timeout must be a number or None, got bool"),
+        (-1, ValueError, "timeout must be >= 0, got -1"),
+        (-0.5, ValueError, "timeout must be >= 0, got -0.5"),
+        ("5", TypeError, "timeout must be a number or None, got str"),
+    ):
+        with pytest.raises(error, match=re.escape(text)):
+            b.recv(timeout=bad)
+    while len(got) < len(sent):
+        got.append(b.recv(timeout=5).data)
+    assert got == sent
+
+
 def test_recv_timeout(node_factory):
     node = node_factory()
     for wait in (0.2, 0.01):
