@@ -287,7 +287,7 @@ def scenario6(env: Env) -> list[dict]:
 
     # A stream into a node that holds nconn idle connections beside it, and
     # into one that holds none: what the idle ones cost the busy one.
-    n = env.n(300_000, 30_000)
+    n = env.n(1_000_000, 30_000)  # about a second, as scenario 1's rows
     icase = f"64 B stream beside {nconn} idle connections"
 
     def beside(port: int) -> Child:
