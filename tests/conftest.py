@@ -14,6 +14,7 @@ Helpers live in the package tests/support (importable as ``support``).
 
 import faulthandler
 import os
+import signal
 
 import pytest
 from support.nodes import NodeFactory
@@ -27,9 +28,17 @@ _guard_file = None
 
 def pytest_configure(config):
     """The hang guard writes to the real stderr: by the time it fires,
-    pytest's capture has fd 2, and what it holds dies with the process."""
+    pytest's capture has fd 2, and what it holds dies with the process.
+
+    A suite started as a background job of a script (``bash .ci/run &``)
+    inherits SIGINT ignored, and so would every child it starts: Python
+    then raises no KeyboardInterrupt, and the Ctrl-C tests fail for a
+    reason that is not chirp's.  Handling SIGINT here again gives the
+    children the default, as a program started from a terminal has."""
     global _guard_file
     _guard_file = os.fdopen(os.dup(2), "w")
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config):
