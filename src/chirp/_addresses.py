@@ -27,6 +27,12 @@ class AddressBook:
         # tuple again is known without hashing it.
         self.last: tuple[Any, Any] = (_NOTHING, None)
 
+    def forget_addresses(self, cache: dict[Address, Any]) -> None:
+        """Drop every ch_dest_t known (a forked child's node: they are the
+        parent's); cache takes the place of the cache."""
+        self.addr_cache = cache
+        self.last = (_NOTHING, None)
+
     def cached(self, addr: Any) -> Any:
         """The ch_dest_t of an address seen before, or None."""
         try:

@@ -135,8 +135,7 @@ class Core(AddressBook, Receiver):
         sockets and TLS state are the parent's)."""
         self.forked = True
         self.closing = True
-        self.addr_cache = Uncached()
-        self.last = (None, None)  # (addr is None: never a hit for a tuple)
+        self.forget_addresses(Uncached())
         self.inbox = deque()
         self.b = ffi.gc(self.b, None)  # no ch_bridge_free in this process
 

@@ -180,10 +180,7 @@ class Receiver:
             return None
         if n < 0:  # another thread left messages for us
             return self.recv_many(max_count, 0, False)
-        end = used[0]
-        # Small messages: one copy of the batch, then cheap bytes slices;
-        # big ones are sliced from the C buffer (no second copy of them).
-        raw = fb[0:end] if end <= n * 4096 else fb
+        raw = _batch_bytes(fb, used[0], n)
         address = self._address
         msgs: list[Message] = []
         append = msgs.append
@@ -241,8 +238,7 @@ class Receiver:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 return self.recv_data(max_count, left)
             return _data_of(msgs)
-        end = used[0]
-        raw = fb[0:end] if end <= n * 4096 else fb  # as in _recv_copied
+        raw = _batch_bytes(fb, used[0], n)
         out: list[bytes] = []
         append = out.append
         start = 0
@@ -258,6 +254,13 @@ class Receiver:
         one = self.local.one
         one[0] = ptr
         lib.ch_bridge_release(self.b, one, 1)
+
+
+def _batch_bytes(fb: Any, end: int, n: int) -> Any:
+    """What a batch of n messages copied into fb[0:end] is sliced from:
+    small messages, one bytes copy of the batch and then cheap bytes
+    slices; big ones, fb itself (each slice is then their only copy)."""
+    return fb[0:end] if end <= n * 4096 else fb
 
 
 def _data_of(msgs: list[Message]) -> list[bytes]:
